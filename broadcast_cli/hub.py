@@ -1,0 +1,410 @@
+"""Subscriptions and local fan-out, independent of any transport.
+
+The hub is the middle of broadcast-cli: publishers hand it messages, the backend
+gives each its position (and carries it to other instances), and the hub hands
+each message, encoded once, to every local subscriber of its channel. A
+subscriber is any :class:`Sink`: a WebSocket connection's outbox, an in-process
+handler. The hub never awaits a sink: :meth:`Sink.deliver` only queues, so a slow
+subscriber cannot delay the others.
+
+Recovery happens here too. A subscriber that comes back with the last ``seq`` and
+``epoch`` it saw first receives what it missed from history, then the live
+messages, with no gap and no duplicate even while messages are being published:
+its live messages are held in a buffer while history is read, and merged by
+``seq`` afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .backends.base import Backend, BackendListener
+from .backends.memory import MemoryBackend
+from .exceptions import BackendError
+from .history import HistorySlice, Recovery, recover
+from .message import Message, Position, PublishRequest, validate_channel, validate_event
+from .protocol import SubscribeItem, SubscribeResult, encode_payload
+from .sequencer import Sequencer
+
+__all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "ChannelInfo", "Hub", "Sink"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024
+"""The default bound on a payload's size, encoded as JSON."""
+
+
+class Sink(Protocol):
+    """A local subscriber: something that takes messages without blocking.
+
+    :meth:`deliver` is called on the event loop for every message of every
+    channel the sink subscribed to, in ``seq`` order per channel. It must return
+    at once (queue the message, never await it) and must not subscribe or
+    unsubscribe anything synchronously.
+    """
+
+    def deliver(self, message: Message) -> None:
+        """Take one message."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelInfo:
+    """A channel with local subscribers: its name, their number and its position."""
+
+    channel: str
+    subscribers: int
+    position: Position | None
+
+
+class _Buffer:
+    """Stands in for a sink while its history is read, holding live messages."""
+
+    __slots__ = ("messages", "sink")
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.messages: list[Message] = []
+
+    def deliver(self, message: Message) -> None:
+        self.messages.append(message)
+
+
+class _Channel:
+    """The hub's state for one channel with local subscribers."""
+
+    __slots__ = ("active", "fetching", "lock", "name", "refs", "sequencer", "sinks")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.sinks: dict[Sink, None] = {}
+        self.sequencer = Sequencer()
+        self.refs = 0
+        self.active = False
+        self.fetching = False
+        self.lock = asyncio.Lock()
+
+
+class Hub(BackendListener):
+    """Local subscriptions and fan-out over a :class:`~broadcast_cli.backends.base.Backend`.
+
+    Use one hub per process (or per embedded application), on one event loop.
+    :meth:`start` connects the backend; :meth:`stop` releases it.
+    """
+
+    def __init__(self, backend: Backend | None = None, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> None:
+        self.backend = backend if backend is not None else MemoryBackend()
+        """The backend that assigns positions and keeps history."""
+        self.max_payload_bytes = max_payload_bytes
+        """The largest payload accepted, in bytes of JSON."""
+        self._channels: dict[str, _Channel] = {}
+        self._subscriptions: dict[Sink, dict[str, Sink]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._started = False
+        self._start_lock: asyncio.Lock | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        """Whether :meth:`start` has connected the backend."""
+        return self._started
+
+    async def start(self) -> None:
+        """Connect the backend. Calling it again does nothing."""
+        if self._started:
+            return
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if not self._started:
+                await self.backend.connect(self)
+                self._started = True
+
+    async def stop(self) -> None:
+        """Forget every subscriber and disconnect the backend."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._channels.clear()
+        self._subscriptions.clear()
+        if self._started:
+            self._started = False
+            await self.backend.disconnect()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- publishing ------------------------------------------------------------
+
+    def _prepare(self, request: PublishRequest) -> tuple[PublishRequest, bytes]:
+        validate_channel(request.channel)
+        validate_event(request.event)
+        return request, encode_payload(request.payload, max_bytes=self.max_payload_bytes)
+
+    async def publish(
+        self,
+        channel: str,
+        event: str,
+        payload: Any = None,
+        *,
+        origin: str | None = None,
+        id: str | None = None,  # noqa: A002 - the protocol's name
+    ) -> Message:
+        """Publish one message and return it with its position.
+
+        Local subscribers have been handed the message when this returns.
+        Raises :class:`~broadcast_cli.exceptions.InvalidRequest` for a bad channel,
+        event or payload, and :class:`~broadcast_cli.exceptions.BackendUnavailable`
+        when the message could not be stored and sent.
+        """
+        request, payload_json = self._prepare(PublishRequest(channel, event, payload, origin, id))
+        await self.start()
+        message = await self.backend.publish(request, payload_json)
+        self.on_message(message)
+        return message
+
+    async def publish_many(self, requests: Sequence[PublishRequest]) -> list[Message]:
+        """Publish several messages in order, validating all of them before publishing any."""
+        prepared = [self._prepare(request) for request in requests]
+        await self.start()
+        messages = await self.backend.publish_many(prepared)
+        for message in messages:
+            self.on_message(message)
+        return messages
+
+    # -- backend callbacks -----------------------------------------------------
+
+    def on_message(self, message: Message) -> None:
+        """Order *message* within its channel and hand it to the channel's sinks."""
+        state = self._channels.get(message.channel)
+        if state is None:
+            return
+        sequencer = state.sequencer
+        delivered = sequencer.offer(message)
+        if delivered:
+            self._fanout(state, delivered)
+        if sequencer.gap is not None and not state.fetching:
+            self._spawn(self._catch_up(state))
+
+    def on_resubscribed(self, channels: Sequence[str]) -> None:
+        """Catch up from history on *channels*, whose messages may have been missed."""
+        for name in channels:
+            state = self._channels.get(name)
+            if state is not None and state.active and not state.fetching:
+                self._spawn(self._catch_up(state, always=True))
+
+    @staticmethod
+    def _fanout(state: _Channel, messages: Sequence[Message]) -> None:
+        sinks = state.sinks
+        for message in messages:
+            for sink in sinks:
+                sink.deliver(message)
+
+    async def _catch_up(self, state: _Channel, *, always: bool = False) -> None:
+        """Fetch from history what the sequencer misses, until it misses nothing."""
+        state.fetching = True
+        try:
+            while state.active or always:
+                position = state.sequencer.position
+                gap = state.sequencer.gap
+                if position is None or (gap is None and not always):
+                    return
+                always = False
+                after = gap[0] if gap is not None else position.seq
+                history = await self.backend.history(state.name, after)
+                delivered = state.sequencer.fill(history.messages, history.position)
+                if delivered:
+                    self._fanout(state, delivered)
+        except BackendError as exc:
+            logger.warning("cannot catch up on channel %r from history: %s", state.name, exc)
+        finally:
+            state.fetching = False
+
+    # -- subscribing -----------------------------------------------------------
+
+    async def _activate(self, name: str) -> _Channel:
+        """Reserve a place on channel *name*, subscribing the backend if needed."""
+        state = self._channels.get(name)
+        if state is None:
+            state = self._channels[name] = _Channel(name)
+        state.refs += 1
+        try:
+            if not state.active:
+                async with state.lock:
+                    if not state.active:
+                        state.sequencer = Sequencer()
+                        await self.backend.subscribe(name)
+                        try:
+                            history = await self.backend.history(name, None)
+                        except BaseException:
+                            await self.backend.unsubscribe(name)
+                            raise
+                        state.sequencer.sync(history.position)
+                        state.active = True
+        except BaseException:
+            self._release(state)
+            raise
+        return state
+
+    def _release(self, state: _Channel) -> None:
+        state.refs -= 1
+        if state.refs == 0:
+            if state.active:
+                self._spawn(self._deactivate(state))
+            elif self._channels.get(state.name) is state and not state.lock.locked():
+                del self._channels[state.name]
+
+    async def _deactivate(self, state: _Channel) -> None:
+        async with state.lock:
+            if state.refs or not state.active:
+                return
+            state.active = False
+            try:
+                await self.backend.unsubscribe(state.name)
+            except BackendError as exc:
+                logger.warning("cannot unsubscribe channel %r in the backend: %s", state.name, exc)
+            finally:
+                if state.refs == 0 and self._channels.get(state.name) is state:
+                    del self._channels[state.name]
+
+    async def subscribe(
+        self,
+        sink: Sink,
+        items: Sequence[SubscribeItem],
+        *,
+        on_ready: Callable[[Mapping[str, SubscribeResult]], None] | None = None,
+    ) -> dict[str, SubscribeResult]:
+        """Subscribe *sink* to the channels of *items*, recovering where asked.
+
+        Once every channel is subscribed and every recovery decided,
+        *on_ready* is called with the results (the place to send an ack); then
+        the recovered messages are delivered, then the live ones. A channel the
+        sink already has is left as it is. Either every channel is subscribed or,
+        on error, none of the new ones is.
+        """
+        for item in items:
+            validate_channel(item.channel)
+        await self.start()
+        current = self._subscriptions.setdefault(sink, {})
+        results: dict[str, SubscribeResult] = {}
+        attached: list[tuple[_Channel, _Buffer, Recovery]] = []
+        try:
+            for item in items:
+                if item.channel in current:
+                    state = self._channels[item.channel]
+                    position = state.sequencer.position or Position(0, "")
+                    results[item.channel] = SubscribeResult(position, None if item.since is None else True)
+                    continue
+                state = await self._activate(item.channel)
+                buffer = _Buffer(sink)
+                state.sinks[buffer] = None
+                current[item.channel] = buffer
+                attached.append((state, buffer, Recovery(Position(0, ""), None)))
+                recovery = await self._recover(state, item)
+                attached[-1] = (state, buffer, recovery)
+                results[item.channel] = SubscribeResult(recovery.position, recovery.recovered)
+        except BaseException:
+            for state, buffer, _ in attached:
+                self._detach(sink, state.name)
+            if not current:
+                self._subscriptions.pop(sink, None)
+            raise
+        if on_ready is not None:
+            on_ready(results)
+        for state, buffer, recovery in attached:
+            for message in recovery.messages:
+                sink.deliver(message)
+            last = recovery.position
+            for message in buffer.messages:
+                if message.epoch != last.epoch or message.seq > last.seq:
+                    sink.deliver(message)
+            del state.sinks[buffer]
+            state.sinks[sink] = None
+            current[state.name] = sink
+        return results
+
+    async def _recover(self, state: _Channel, item: SubscribeItem) -> Recovery:
+        """Decide what *item* recovers.
+
+        The returned position is the last ``seq`` the subscriber has once the
+        returned messages are delivered; live messages after it follow.
+        """
+        position = state.sequencer.position
+        assert position is not None  # an active channel is synced
+        since = item.since
+        if since is None:
+            return Recovery(position, None)
+        if item.epoch is not None and item.epoch != position.epoch:
+            return Recovery(position, False)
+        if since == position.seq:
+            return Recovery(position, True)
+        history = await self.backend.history(state.name, min(since, position.seq))
+        # History may be ahead of this instance (messages still on their way):
+        # catch the channel up, so every sink (this one's buffer included) gets
+        # them as live messages, exactly once.
+        delivered = state.sequencer.fill(history.messages, history.position)
+        if delivered:
+            self._fanout(state, delivered)
+        recovery = recover(history, since=since, epoch=item.epoch or position.epoch)
+        if not recovery.recovered:
+            return Recovery(position, False)
+        replay = [message for message in recovery.messages if message.seq <= position.seq]
+        return Recovery(Position(max(since, position.seq), position.epoch), True, replay)
+
+    def _detach(self, sink: Sink, channel: str) -> None:
+        current = self._subscriptions.get(sink)
+        if current is None:
+            return
+        entry = current.pop(channel, None)
+        if entry is None:
+            return
+        state = self._channels.get(channel)
+        if state is not None and entry in state.sinks:
+            del state.sinks[entry]
+            self._release(state)
+
+    def unsubscribe(self, sink: Sink, channels: Sequence[str]) -> None:
+        """Unsubscribe *sink* from *channels*; channels it does not have are ignored."""
+        for channel in channels:
+            self._detach(sink, channel)
+        if not self._subscriptions.get(sink, True):
+            del self._subscriptions[sink]
+
+    def unsubscribe_all(self, sink: Sink) -> None:
+        """Unsubscribe *sink* from every channel (e.g. when its connection closes)."""
+        current = self._subscriptions.get(sink)
+        if current is not None:
+            self.unsubscribe(sink, list(current))
+
+    # -- introspection ---------------------------------------------------------
+
+    def subscriptions(self, sink: Sink) -> list[str]:
+        """The channels *sink* is subscribed to."""
+        return list(self._subscriptions.get(sink, ()))
+
+    def subscriber_count(self, channel: str) -> int:
+        """The number of local sinks subscribed to *channel*."""
+        state = self._channels.get(channel)
+        return len(state.sinks) if state is not None else 0
+
+    def channels(self) -> list[ChannelInfo]:
+        """Every channel with local subscribers, sorted by name."""
+        return [
+            ChannelInfo(name, len(state.sinks), state.sequencer.position)
+            for name, state in sorted(self._channels.items())
+            if state.sinks
+        ]
+
+    async def history(self, channel: str, *, since: int | None = None, epoch: str | None = None) -> Recovery:
+        """Read *channel*'s position and, with *since*, what a subscriber there missed."""
+        validate_channel(channel)
+        await self.start()
+        history: HistorySlice = await self.backend.history(channel, since)
+        return recover(history, since=since, epoch=epoch)

@@ -1,0 +1,151 @@
+"""Wire protocol v1: request parsing and frame encoding."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from broadcast_cli.exceptions import InvalidChannel, InvalidPayload, ProtocolError
+from broadcast_cli.message import Message, Position
+from broadcast_cli.protocol import (
+    CloseCode,
+    Subscribe,
+    SubscribeItem,
+    SubscribeResult,
+    Unsubscribe,
+    decode_event,
+    encode_ack,
+    encode_error,
+    encode_event,
+    encode_payload,
+    parse_publish,
+    parse_request,
+    should_reconnect,
+)
+
+
+def test_seed_subscribe_and_unsubscribe_frames() -> None:
+    assert parse_request('{"subscribe": ["orders", "users"]}') == Subscribe(
+        (SubscribeItem("orders"), SubscribeItem("users")), None
+    )
+    assert parse_request(b'{"unsubscribe": ["orders"]}') == Unsubscribe(("orders",), None)
+
+
+def test_subscribe_item_with_recovery_position_and_request_id() -> None:
+    request = parse_request('{"id": 7, "subscribe": [{"channel": "orders", "since": 41, "epoch": "e1"}]}')
+    assert request == Subscribe((SubscribeItem("orders", 41, "e1"),), 7)
+
+
+def test_duplicate_channels_are_subscribed_once() -> None:
+    request = parse_request('{"subscribe": ["a", "a", {"channel": "a", "since": 3}]}')
+    assert isinstance(request, Subscribe)
+    assert request.items == (SubscribeItem("a"),)
+
+
+@pytest.mark.parametrize(
+    ("frame", "code", "request_id"),
+    [
+        ("{not json", "invalid_json", None),
+        ("[1, 2]", "invalid_request", None),
+        ('{"id": 3, "publish": {}}', "unknown_request", 3),
+        ('{"id": "x", "subscribe": "orders"}', "invalid_request", "x"),
+        ('{"id": 1, "subscribe": [1]}', "invalid_request", 1),
+        ('{"id": 1, "subscribe": [{"since": 1}]}', "invalid_request", 1),
+        ('{"id": 1, "subscribe": [{"channel": "a", "since": -1}]}', "invalid_request", 1),
+        ('{"id": 1, "subscribe": [{"channel": "a", "since": true}]}', "invalid_request", 1),
+        ('{"id": 1, "subscribe": [{"channel": "a", "epoch": "e"}]}', "invalid_request", 1),
+        ('{"id": 1, "subscribe": [{"channel": "a", "bogus": 1}]}', "invalid_request", 1),
+        ('{"id": 1, "subscribe": ["a"], "unsubscribe": ["a"]}', "invalid_request", 1),
+        ('{"id": true, "subscribe": ["a"]}', "invalid_request", None),
+        ('{"id": 5, "subscribe": ["bad channel"]}', "invalid_channel", 5),
+        ('{"id": 5, "unsubscribe": [""]}', "invalid_channel", 5),
+    ],
+)
+def test_bad_requests_are_refused_with_a_code_and_the_request_id(
+    frame: str, code: str, request_id: object
+) -> None:
+    with pytest.raises((ProtocolError, InvalidChannel)) as info:
+        parse_request(frame)
+    assert info.value.code == code
+    assert info.value.request_id == request_id
+    assert info.value.message
+
+
+def test_a_request_may_not_name_more_channels_than_allowed() -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse_request(orjson.dumps({"subscribe": [f"c{i}" for i in range(11)]}), max_channels=10)
+    assert info.value.code == "too_many_channels"
+
+
+def test_publish_items_are_validated() -> None:
+    request = parse_publish({"channel": "orders", "event": "created", "payload": [1], "origin": "tab"})
+    assert (request.channel, request.event, request.payload, request.origin) == ("orders", "created", [1], "tab")
+    for bad in ({"event": "e"}, {"channel": "a"}, {"channel": "a", "event": ""}, {"channel": "a b", "event": "e"},
+                {"channel": "a", "event": "e", "extra": 1}, {"channel": "a", "event": "e", "origin": 3}, []):
+        with pytest.raises(Exception) as info:
+            parse_publish(bad)
+        assert info.value.code in {"invalid_request", "invalid_channel", "invalid_event"}  # type: ignore[attr-defined]
+
+
+def _message(**overrides: object) -> Message:
+    fields: dict[str, object] = dict(
+        channel="orders", event="created", payload={"entity_id": "123"}, seq=4, epoch="e1", id="m1", ts=1000
+    )
+    fields.update(overrides)
+    return Message(**fields)  # type: ignore[arg-type]
+
+
+def test_event_frame_round_trip_and_origin_only_when_set() -> None:
+    message = _message()
+    frame = encode_event(message)
+    assert orjson.loads(frame) == {
+        "channel": "orders", "event": "created", "payload": {"entity_id": "123"},
+        "seq": 4, "epoch": "e1", "id": "m1", "ts": 1000,
+    }
+    with_origin = encode_event(_message(origin="tab-1"))
+    assert orjson.loads(with_origin)["origin"] == "tab-1"
+    decoded = decode_event(with_origin)
+    assert decoded.to_dict() == _message(origin="tab-1").to_dict()
+    assert decoded.frame == with_origin
+
+
+def test_pre_encoded_payload_is_embedded_unchanged() -> None:
+    frame = encode_event(_message(payload=None), b'{"a":[1,2]}')
+    assert orjson.loads(frame)["payload"] == {"a": [1, 2]}
+
+
+def test_decode_event_refuses_other_frames() -> None:
+    with pytest.raises(ProtocolError):
+        decode_event(b'{"type":"ack","id":1}')
+
+
+def test_payload_encoding_limits() -> None:
+    assert encode_payload({"a": 1}) == b'{"a":1}'
+    with pytest.raises(InvalidPayload) as info:
+        encode_payload("x" * 100, max_bytes=50)
+    assert info.value.code == "payload_too_large"
+    with pytest.raises(InvalidPayload):
+        encode_payload({1, 2})
+
+
+def test_ack_and_error_frames() -> None:
+    ack = orjson.loads(
+        encode_ack(1, {"a": SubscribeResult(Position(3, "e")), "b": SubscribeResult(Position(0, "f"), False)})
+    )
+    assert ack == {
+        "type": "ack", "id": 1,
+        "channels": {"a": {"seq": 3, "epoch": "e"}, "b": {"seq": 0, "epoch": "f", "recovered": False}},
+    }
+    assert orjson.loads(encode_ack("x")) == {"type": "ack", "id": "x"}
+    assert orjson.loads(encode_error("invalid_json", "bad", None)) == {
+        "type": "error", "id": None, "code": "invalid_json", "message": "bad",
+    }
+
+
+@pytest.mark.parametrize(
+    ("code", "retry"),
+    [(1000, True), (1001, True), (1006, True), (1011, True), (1012, True), (CloseCode.SLOW_CONSUMER, True),
+     (1002, False), (1003, False), (1008, False), (1009, False), (CloseCode.BAD_REQUEST, False), (4999, False)],
+)
+def test_should_reconnect(code: int, retry: bool) -> None:
+    assert should_reconnect(code) is retry

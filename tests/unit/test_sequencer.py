@@ -1,0 +1,61 @@
+"""Per-channel ordering: duplicates dropped, holes detected and filled."""
+
+from __future__ import annotations
+
+from broadcast_cli.message import Message, Position
+from broadcast_cli.sequencer import Sequencer
+
+
+def msg(seq: int, epoch: str = "e") -> Message:
+    return Message("c", "ev", None, seq, epoch, f"m{seq}", 0)
+
+
+def seqs(messages: list[Message]) -> list[int]:
+    return [m.seq for m in messages]
+
+
+def test_holds_messages_until_synced_and_drops_those_already_counted() -> None:
+    sequencer = Sequencer()
+    assert sequencer.offer(msg(3)) == []
+    assert sequencer.offer(msg(2)) == []
+    assert seqs(sequencer.sync(Position(2, "e"))) == [3]
+    assert sequencer.position == Position(3, "e")
+
+
+def test_in_order_and_duplicates() -> None:
+    sequencer = Sequencer()
+    sequencer.sync(Position(0, "e"))
+    assert seqs(sequencer.offer(msg(1))) == [1]
+    assert sequencer.offer(msg(1)) == []
+    assert seqs(sequencer.offer(msg(2))) == [2]
+
+
+def test_a_hole_waits_for_history_then_delivers_in_order() -> None:
+    sequencer = Sequencer()
+    sequencer.sync(Position(1, "e"))
+    assert sequencer.offer(msg(4)) == []
+    assert sequencer.offer(msg(5)) == []
+    assert sequencer.gap == (1, 3)
+    assert seqs(sequencer.offer(msg(2))) == [2]
+    assert sequencer.gap == (2, 3)
+    assert seqs(sequencer.fill([msg(3), msg(4)], Position(5, "e"))) == [3, 4, 5]
+    assert sequencer.gap is None
+
+
+def test_what_history_lost_is_skipped() -> None:
+    sequencer = Sequencer()
+    sequencer.sync(Position(1, "e"))
+    sequencer.offer(msg(5))
+    sequencer.offer(msg(8))
+    assert seqs(sequencer.fill([msg(5)], Position(8, "e"))) == [5, 8]
+    assert sequencer.position == Position(8, "e")
+    assert sequencer.gap is None
+
+
+def test_a_new_epoch_starts_over() -> None:
+    sequencer = Sequencer()
+    sequencer.sync(Position(7, "old"))
+    assert seqs(sequencer.offer(msg(1, "new"))) == [1]
+    assert sequencer.position == Position(1, "new")
+    sequencer.offer(msg(3, "new"))
+    assert seqs(sequencer.fill([msg(1, "newer"), msg(2, "newer")], Position(2, "newer"))) == [1, 2]
