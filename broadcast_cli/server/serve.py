@@ -66,6 +66,8 @@ def run(config: ServerConfig, *, on_ready: Callable[[ServerUrls], None] | None =
         app,
         log_level=config.log_level,
         ws_max_size=config.limits.max_frame_bytes,
+        # Every subscriber gets the same bytes; compression would redo the work per connection.
+        ws_per_message_deflate=False,
         lifespan="on",
         access_log=False,
     )

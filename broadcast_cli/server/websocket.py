@@ -10,9 +10,10 @@ history when it comes back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..exceptions import BackendError, InvalidRequest
@@ -33,6 +34,9 @@ __all__ = ["Outbox", "WebSocketEndpoint"]
 
 logger = logging.getLogger(__name__)
 
+_CLOSE_TIMEOUT = 10.0
+"""How long to try to send a close frame to a client before giving up on it."""
+
 Scope = Mapping[str, Any]
 ASGIMessage = dict[str, Any]
 
@@ -40,11 +44,13 @@ ASGIMessage = dict[str, Any]
 class Outbox:
     """The frames waiting to be sent on one connection, bounded in count and bytes."""
 
-    __slots__ = ("_bytes", "_queue", "_waiter", "closed", "max_bytes", "max_messages", "overflowed")
+    __slots__ = ("_bytes", "_queue", "_waiter", "closed", "max_bytes", "max_messages", "on_overflow", "overflowed")
 
-    def __init__(self, max_messages: int, max_bytes: int) -> None:
+    def __init__(self, max_messages: int, max_bytes: int, on_overflow: Callable[[], None] | None = None) -> None:
         self.max_messages = max_messages
         self.max_bytes = max_bytes
+        self.on_overflow = on_overflow
+        """Called once when the bounds are exceeded (it must not touch the hub synchronously)."""
         self.overflowed = False
         """Set once the bounds were exceeded; nothing more is queued."""
         self.closed = False
@@ -72,6 +78,8 @@ class Outbox:
             self.overflowed = True
             self._queue.clear()
             self._bytes = 0
+            if self.on_overflow is not None:
+                self.on_overflow()
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -107,8 +115,9 @@ class _Session:
         self.limits = limits
         self.receive = receive
         self.send = send
-        self.outbox = Outbox(limits.send_buffer_messages, limits.send_buffer_bytes)
+        self.outbox = Outbox(limits.send_buffer_messages, limits.send_buffer_bytes, self._overflowed)
         self.close_code: int | None = None
+        self._writer: asyncio.Task[None] | None = None
 
     async def run(self, scope: Scope) -> None:
         message = await self.receive()
@@ -117,7 +126,7 @@ class _Session:
         await self.hub.start()
         subprotocol = SUBPROTOCOL if SUBPROTOCOL in scope.get("subprotocols", ()) else None
         await self.send({"type": "websocket.accept", "subprotocol": subprotocol})
-        writer = asyncio.get_running_loop().create_task(self._write())
+        writer = self._writer = asyncio.get_running_loop().create_task(self._write())
         reader = asyncio.get_running_loop().create_task(self._read())
         try:
             await asyncio.wait((reader, writer), return_when=asyncio.FIRST_COMPLETED)
@@ -128,10 +137,12 @@ class _Session:
                 task.cancel()
             await asyncio.gather(reader, writer, return_exceptions=True)
             if self.close_code is not None:
-                try:
-                    await self.send({"type": "websocket.close", "code": self.close_code, "reason": self.close_reason})
-                except Exception:  # noqa: BLE001 - the peer is gone already
-                    pass
+                # A client that does not read may never take the close frame: don't wait forever.
+                with contextlib.suppress(Exception, asyncio.TimeoutError):
+                    await asyncio.wait_for(
+                        self.send({"type": "websocket.close", "code": self.close_code, "reason": self.close_reason}),
+                        _CLOSE_TIMEOUT,
+                    )
 
     close_reason = ""
 
@@ -144,6 +155,13 @@ class _Session:
         """Close the connection with *code*, dropping the frames not yet sent."""
         self._close(code, reason)
         self.outbox.close()
+        if self._writer is not None:
+            # The writer may be stuck sending to a client that does not read.
+            self._writer.cancel()
+
+    def _overflowed(self) -> None:
+        logger.info("closing a slow consumer: its send buffer overflowed")
+        self.abort(CloseCode.SLOW_CONSUMER, "slow consumer: send buffer overflow")
 
     async def _write(self) -> None:
         outbox = self.outbox
@@ -151,9 +169,6 @@ class _Session:
         while True:
             frames = await outbox.next_frames()
             if not frames:
-                if outbox.overflowed:
-                    logger.info("closing a slow consumer: its send buffer overflowed")
-                    self._close(CloseCode.SLOW_CONSUMER, "slow consumer: send buffer overflow")
                 return
             for text in frames:
                 await send({"type": "websocket.send", "text": text})
