@@ -90,6 +90,8 @@ class RedisBackend(Backend):
         self._url = url
         redis_options.setdefault("socket_connect_timeout", 5.0)
         redis_options.setdefault("socket_timeout", 10.0)
+        redis_options.setdefault("max_connections", 64)
+        redis_options.setdefault("timeout", 10.0)
         self._redis_options = redis_options
         self._redis: aioredis.Redis | None = None
         self._pubsub: Any = None
@@ -113,7 +115,9 @@ class RedisBackend(Backend):
 
     async def connect(self, listener: BackendListener) -> None:
         await super().connect(listener)
-        self._redis = aioredis.Redis.from_url(self._url, **self._redis_options)
+        # Publishers beyond max_connections wait for a free connection rather than fail.
+        pool = aioredis.BlockingConnectionPool.from_url(self._url, **self._redis_options)
+        self._redis = aioredis.Redis.from_pool(pool)
         try:
             await self._load_functions()
         except BaseException:
