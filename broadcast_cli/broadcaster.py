@@ -10,6 +10,7 @@ order, one at a time, without ever holding up the hub.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 from collections import deque
@@ -98,11 +99,6 @@ class Subscription:
                     logger.exception("handler for channel %r failed on seq %d", self.channel, message.seq)
                 self.position = message.position
 
-    async def drain(self) -> None:
-        """Wait until the handler has handled every message queued so far."""
-        while self._queue and self._active:
-            await asyncio.sleep(0)
-
     async def unsubscribe(self) -> None:
         """End the subscription; queued messages are discarded."""
         self._active = False
@@ -111,10 +107,8 @@ class Subscription:
         if self._task is not None:
             self._task.cancel()
             if self._task is not asyncio.current_task():
-                try:
+                with contextlib.suppress(asyncio.CancelledError):
                     await self._task
-                except asyncio.CancelledError:
-                    pass
             self._task = None
 
     def __call__(self) -> Awaitable[None]:

@@ -311,7 +311,7 @@ class Hub(BackendListener):
                 attached[-1] = (state, buffer, recovery)
                 results[item.channel] = SubscribeResult(recovery.position, recovery.recovered)
         except BaseException:
-            for state, buffer, _ in attached:
+            for state, _, _ in attached:
                 self._detach(sink, state.name)
             if not current:
                 self._subscriptions.pop(sink, None)

@@ -38,7 +38,7 @@ MAX_EVENT_LENGTH = 128
 CHANNEL_RULE = "1 to 128 characters, each an ASCII letter, a digit or one of _ - . :"
 """The channel naming rule, as shown in error messages and documentation."""
 
-_CHANNEL_RE = re.compile(r"[A-Za-z0-9_\-.:]{1,%d}" % MAX_CHANNEL_LENGTH)
+_CHANNEL_RE = re.compile(rf"[A-Za-z0-9_\-.:]{{1,{MAX_CHANNEL_LENGTH}}}")
 
 
 def validate_channel(channel: object) -> str:

@@ -228,7 +228,8 @@ class RedisBackend(Backend):
             errors = [reply for reply in replies if isinstance(reply, Exception)]
             if not errors:
                 break
-            if attempt == 1 and all("function not found" in str(e).lower() for e in errors) and len(errors) == len(replies):
+            lost_library = all("function not found" in str(e).lower() for e in errors)
+            if attempt == 1 and lost_library and len(errors) == len(replies):
                 await self._load_functions()
                 continue
             raise BackendError(f"Redis refused a publish in a batch: {errors[0]}")

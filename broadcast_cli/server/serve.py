@@ -75,7 +75,7 @@ def run(config: ServerConfig, *, on_ready: Callable[[ServerUrls], None] | None =
 
     async def main() -> None:
         serving = asyncio.ensure_future(server.serve(sockets=[sock]))
-        while not server.started and not serving.done():
+        while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has no "started" event
             await asyncio.sleep(0.01)
         if server.started and on_ready is not None:
             on_ready(urls)

@@ -23,11 +23,11 @@ import pytest
 import redis
 import uvicorn
 
+from broadcast_cli.hub import Hub
 from broadcast_cli.server.app import create_app
 from broadcast_cli.server.config import ServerConfig
 from broadcast_cli.server.serve import bind, urls_for
 from broadcast_cli.server.websocket import WebSocketEndpoint
-from broadcast_cli.hub import Hub
 from tests.conftest import IN_CI, scaled
 
 REDIS_SERVER = shutil.which("redis-server")

@@ -67,7 +67,10 @@ async def test_a_bad_item_in_a_batch_publishes_nothing(http: httpx.AsyncClient) 
 
 async def test_size_limits() -> None:
     limits = Limits(max_payload_bytes=100, max_publish_body_bytes=1000, max_publish_batch=2)
-    async with run_live_server(ServerConfig(limits=limits)) as server, httpx.AsyncClient(base_url=server.http_url) as http:
+    async with (
+        run_live_server(ServerConfig(limits=limits)) as server,
+        httpx.AsyncClient(base_url=server.http_url) as http,
+    ):
         big = await http.post("/publish", json={"channel": "a", "event": "e", "payload": "x" * 200})
         assert (big.status_code, big.json()["code"]) == (413, "payload_too_large")
         huge = await http.post("/publish", content=b"[" + b" " * 2000 + b"]")

@@ -73,7 +73,9 @@ async def test_cross_instance_fan_out_in_one_order(two_hubs: tuple[Hub, Hub]) ->
     assert [m.payload for m in on_a.messages] == [m.payload for m in on_b.messages]
 
 
-async def test_instances_subscribe_in_redis_only_for_local_subscribers(redis_url: str, two_hubs: tuple[Hub, Hub]) -> None:
+async def test_instances_subscribe_in_redis_only_for_local_subscribers(
+    redis_url: str, two_hubs: tuple[Hub, Hub]
+) -> None:
     a, _ = two_hubs
     client = aioredis.Redis.from_url(redis_url)
     _, _, name = redis_keys("broadcast", "orders")
@@ -185,19 +187,21 @@ async def test_a_non_python_service_publishes_with_redis_cli(redis_server: Redis
 
 
 async def test_redis_down_means_503_and_no_false_acknowledgement(own_redis: RedisProcess) -> None:
-    async with run_live_server(ServerConfig(redis_url=own_redis.url)) as server:
-        async with httpx.AsyncClient(base_url=server.http_url, timeout=scaled(30)) as http:
-            ok = await http.post("/publish", json={"channel": "a", "event": "e"})
-            assert ok.status_code == 200
-            own_redis.stop()
-            down = await http.post("/publish", json={"channel": "a", "event": "e"})
-            assert down.status_code == 503
-            assert down.json()["code"] == "backend_unavailable"
-            with pytest.raises(BackendUnavailable):
-                await server.hub.publish("a", "e")
-            own_redis.start()
-            again = await http.post("/publish", json={"channel": "a", "event": "e"})
-            assert again.status_code == 200
+    async with (
+        run_live_server(ServerConfig(redis_url=own_redis.url)) as server,
+        httpx.AsyncClient(base_url=server.http_url, timeout=scaled(30)) as http,
+    ):
+        ok = await http.post("/publish", json={"channel": "a", "event": "e"})
+        assert ok.status_code == 200
+        own_redis.stop()
+        down = await http.post("/publish", json={"channel": "a", "event": "e"})
+        assert down.status_code == 503
+        assert down.json()["code"] == "backend_unavailable"
+        with pytest.raises(BackendUnavailable):
+            await server.hub.publish("a", "e")
+        own_redis.start()
+        again = await http.post("/publish", json={"channel": "a", "event": "e"})
+        assert again.status_code == 200
 
 
 async def test_broadcaster_handlers_run_in_order(redis_url: str) -> None:

@@ -117,7 +117,8 @@ async def test_oversize_frames_close_with_1009_and_others_are_unaffected(live_se
 
 
 async def test_subscription_limit() -> None:
-    async with run_live_server(ServerConfig(limits=Limits(max_subscriptions=3))) as server, connect(server.ws_url) as ws:
+    config = ServerConfig(limits=Limits(max_subscriptions=3))
+    async with run_live_server(config) as server, connect(server.ws_url) as ws:
         assert (await request(ws, {"id": 1, "subscribe": ["a", "b", "c"]}))["type"] == "ack"
         error = await request(ws, {"id": 2, "subscribe": ["d"]})
         assert error["code"] == "too_many_subscriptions" and error["id"] == 2
@@ -152,9 +153,13 @@ async def test_slow_consumer_is_closed_with_4008_and_others_get_everything() -> 
             await asyncio.wait_for(reading, scaled(30))
             assert received == list(range(1, 2001))
         await wait_until(lambda: server.hub.subscriber_count("firehose") == 0, what="the slow consumer's removal")
-        with pytest.raises(ConnectionClosed) as info:
+        # It reads at last: what was sent before the overflow, then the close frame.
+        async def read_to_the_end() -> None:
             while True:
                 await asyncio.wait_for(stalled.recv(), scaled(10))
+
+        with pytest.raises(ConnectionClosed) as info:
+            await read_to_the_end()
         assert info.value.rcvd is not None and info.value.rcvd.code == 4008
 
 

@@ -88,9 +88,10 @@ def test_publish_items_are_validated() -> None:
 
 
 def _message(**overrides: object) -> Message:
-    fields: dict[str, object] = dict(
-        channel="orders", event="created", payload={"entity_id": "123"}, seq=4, epoch="e1", id="m1", ts=1000
-    )
+    fields: dict[str, object] = {
+        "channel": "orders", "event": "created", "payload": {"entity_id": "123"},
+        "seq": 4, "epoch": "e1", "id": "m1", "ts": 1000,
+    }
     fields.update(overrides)
     return Message(**fields)  # type: ignore[arg-type]
 
