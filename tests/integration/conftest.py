@@ -196,12 +196,20 @@ class ServerProcess:
     http_url: str
     ws_url: str
     stderr_lines: list[str]
+    reader: threading.Thread
+
+    def _reap(self) -> int:
+        code = self.process.wait()
+        self.reader.join(scaled(10))
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+        return code
 
     def kill(self) -> None:
         """Kill it with SIGKILL, as a crash would."""
         if self.process.poll() is None:
             self.process.kill()
-            self.process.wait()
+        self._reap()
 
     def terminate(self) -> int:
         """Stop it with SIGTERM and return its exit code."""
@@ -211,7 +219,7 @@ class ServerProcess:
                 self.process.wait(scaled(15))
             except subprocess.TimeoutExpired:
                 self.process.kill()
-        return self.process.wait()
+        return self._reap()
 
 
 def start_server_process(*args: str, port: int = 0) -> ServerProcess:
@@ -238,11 +246,15 @@ def start_server_process(*args: str, port: int = 0) -> ServerProcess:
                 announced.set()
         announced.set()
 
-    threading.Thread(target=drain, daemon=True).start()
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
     if not announced.wait(scaled(30)) or "ws" not in urls:
         process.kill()
+        process.wait()
+        reader.join(scaled(10))
+        process.stderr.close()
         raise RuntimeError("broadcast serve did not announce its URLs:\n" + "".join(lines))
-    return ServerProcess(process, urls["http"], urls["ws"], lines)
+    return ServerProcess(process, urls["http"], urls["ws"], lines, reader)
 
 
 @pytest.fixture
