@@ -59,6 +59,7 @@ def create_app(hub: Hub | None = None, *, config: ServerConfig | None = None) ->
     app = Starlette(
         routes=[
             WebSocketRoute(WEBSOCKET_PATH, endpoint),
+            Route(WEBSOCKET_PATH, api.websocket_only, methods=["GET"]),
             Route("/publish", api.publish, methods=["POST"]),
             Route("/health", api.health, methods=["GET"]),
             Route("/channels", api.channels, methods=["GET"]),

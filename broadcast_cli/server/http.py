@@ -103,6 +103,12 @@ class HttpApi:
         receipts = [_receipt(message) for message in messages]
         return JSONResponse(receipts if batch else receipts[0])
 
+    async def websocket_only(self, request: Request) -> Response:
+        """A plain HTTP request on the WebSocket path: say how to use it."""
+        return error_response(
+            426, "upgrade_required", "this is a WebSocket endpoint: connect with a WebSocket client (protocol v1)"
+        )
+
     async def health(self, request: Request) -> Response:
         """``GET /health``: liveness, with the version and backend."""
         return JSONResponse(

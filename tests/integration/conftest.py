@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -26,7 +27,7 @@ import uvicorn
 from broadcast_cli.hub import Hub
 from broadcast_cli.server.app import create_app
 from broadcast_cli.server.config import ServerConfig
-from broadcast_cli.server.serve import bind, urls_for
+from broadcast_cli.server.serve import ServerUrls, bind, urls_for
 from broadcast_cli.server.websocket import WebSocketEndpoint
 from tests.conftest import IN_CI, scaled
 
@@ -150,13 +151,12 @@ class LiveServer:
 
 
 @contextlib.asynccontextmanager
-async def run_live_server(config: ServerConfig) -> AsyncIterator[LiveServer]:
-    """Serve the app with uvicorn in this event loop until the block ends."""
+async def serve_asgi(app: Any, *, ws_max_size: int = 64 * 1024) -> AsyncIterator[ServerUrls]:
+    """Serve any ASGI *app* with uvicorn in this event loop, on a real socket, until the block ends."""
     sock = bind("127.0.0.1", 0)
     urls = urls_for(sock)
-    app = create_app(config=config)
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="on", ws_max_size=config.limits.max_frame_bytes)
+        uvicorn.Config(app, log_level="warning", lifespan="on", ws_max_size=ws_max_size, ws_per_message_deflate=False)
     )
     task = asyncio.ensure_future(server.serve(sockets=[sock]))
     deadline = time.monotonic() + scaled(15)
@@ -167,11 +167,19 @@ async def run_live_server(config: ServerConfig) -> AsyncIterator[LiveServer]:
             raise RuntimeError("the in-process server did not start")
         await asyncio.sleep(0.005)
     try:
-        yield LiveServer(app.state.hub, app.state.websocket, urls.http, urls.websocket)
+        yield urls
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, scaled(15))
         sock.close()
+
+
+@contextlib.asynccontextmanager
+async def run_live_server(config: ServerConfig) -> AsyncIterator[LiveServer]:
+    """Serve broadcast-cli's app with uvicorn in this event loop until the block ends."""
+    app = create_app(config=config)
+    async with serve_asgi(app, ws_max_size=config.limits.max_frame_bytes) as urls:
+        yield LiveServer(app.state.hub, app.state.websocket, urls.http, urls.websocket)
 
 
 @pytest.fixture

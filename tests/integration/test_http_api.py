@@ -86,6 +86,11 @@ async def test_unknown_routes_and_methods_answer_json(http: httpx.AsyncClient) -
     assert (wrong.status_code, wrong.json()["code"]) == (405, "method_not_allowed")
 
 
+async def test_plain_http_on_the_websocket_path_says_upgrade(http: httpx.AsyncClient) -> None:
+    response = await http.get("/ws/broadcast")
+    assert (response.status_code, response.json()["code"]) == (426, "upgrade_required")
+
+
 async def test_health_and_channels(live_server: LiveServer, http: httpx.AsyncClient) -> None:
     health = (await http.get("/health")).json()
     assert health["status"] == "ok" and health["backend"] == "memory://" and health["protocol"] == 1
