@@ -299,8 +299,9 @@ class Hub(BackendListener):
             for item in items:
                 if item.channel in current:
                     state = self._channels[item.channel]
+                    # Already subscribed: nothing is replayed, so nothing is claimed as recovered.
                     position = state.sequencer.position or Position(0, "")
-                    results[item.channel] = SubscribeResult(position, None if item.since is None else True)
+                    results[item.channel] = SubscribeResult(position, None)
                     continue
                 state = await self._activate(item.channel)
                 buffer = _Buffer(sink)
