@@ -12,6 +12,7 @@ from broadcast_cli.history import HistoryOptions
 from broadcast_cli.hub import Hub
 from broadcast_cli.message import Message, Position, PublishRequest
 from broadcast_cli.protocol import SubscribeItem, SubscribeResult
+from tests.conftest import wait_until
 
 
 class Collector:
@@ -158,9 +159,9 @@ async def test_unsubscribe_and_bookkeeping(hub: Hub) -> None:
     hub.unsubscribe_all(sink)
     assert hub.subscriber_count("b") == 0
     assert hub.subscriptions(sink) == []
-    await asyncio.sleep(0)  # the deactivation task
+    await wait_until(lambda: not hub._channels, what="the channel's deactivation")
     assert hub.channels() == []
-    assert hub._channels == {} and hub._subscriptions == {}
+    assert hub._subscriptions == {}
 
 
 async def test_subscribing_twice_keeps_one_subscription(hub: Hub) -> None:
