@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from .app import WEBSOCKET_PATH, create_app
+from .app import WEBSOCKET_PATH, create_app, create_hub
 from .config import ServerConfig
 
 __all__ = ["ServerUrls", "bind", "run"]
@@ -58,10 +58,15 @@ def urls_for(sock: socket.socket) -> ServerUrls:
 
 
 def run(config: ServerConfig, *, on_ready: Callable[[ServerUrls], None] | None = None) -> None:
-    """Serve until interrupted (SIGINT or SIGTERM); *on_ready* gets the URLs once serving."""
+    """Serve until interrupted (SIGINT or SIGTERM); *on_ready* gets the URLs once serving.
+
+    Raises :class:`~broadcast_cli.exceptions.BroadcastError` (e.g. Redis is
+    unreachable) or :class:`OSError` (the address is taken) before serving.
+    """
+    hub = create_hub(config)
     sock = bind(config.host, config.port)
     urls = urls_for(sock)
-    app = create_app(config=config)
+    app = create_app(hub, config=config)
     uv_config = uvicorn.Config(
         app,
         log_level=config.log_level,
@@ -74,6 +79,8 @@ def run(config: ServerConfig, *, on_ready: Callable[[ServerUrls], None] | None =
     server = uvicorn.Server(uv_config)
 
     async def main() -> None:
+        # Connect the backend first, so that an unreachable Redis is one clear error.
+        await hub.start()
         serving = asyncio.ensure_future(server.serve(sockets=[sock]))
         while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has no "started" event
             await asyncio.sleep(0.01)
