@@ -327,6 +327,9 @@ def decode_event(frame: bytes | str) -> Message:
     raw = frame.encode() if isinstance(frame, str) else frame
     try:
         data = orjson.loads(raw)
+        seq, epoch = data["seq"], data["epoch"]
+        if isinstance(seq, bool) or not isinstance(seq, int) or not isinstance(epoch, str):
+            raise TypeError("seq must be an integer and epoch a string")
         return Message(
             channel=data["channel"],
             event=data["event"],

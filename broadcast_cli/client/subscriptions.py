@@ -469,8 +469,6 @@ class SubscriptionTable:
         next one, means messages were lost: it is reported (with the position just
         before it) and then delivered, and the channel continues from it.
         """
-        if not _is_int(message.seq) or not isinstance(message.epoch, str):
-            return FrameIgnored("an event frame without an integer seq and a string epoch")
         state = self._channels.get(message.channel)
         if state is None or not state.acked:
             return EventReceived(message)

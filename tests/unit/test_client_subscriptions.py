@@ -470,7 +470,7 @@ def test_events_before_the_ack_or_for_unknown_channels_are_dropped() -> None:
         (b"[1, 2]", "not an object"),
         (b'{"type": "hello"}', "unknown frame type"),
         (b'{"channel": "orders", "seq": 1}', "not an event frame"),
-        (event("orders", 1, epoch=1), "integer seq"),
+        (event("orders", 1, epoch=1), "seq must be an integer"),
         (b'{"type": "ack", "id": "1"}', "no pending request"),
     ],
 )

@@ -118,6 +118,8 @@ def test_pre_encoded_payload_is_embedded_unchanged() -> None:
 def test_decode_event_refuses_other_frames() -> None:
     with pytest.raises(ProtocolError):
         decode_event(b'{"type":"ack","id":1}')
+    with pytest.raises(ProtocolError):
+        decode_event(b'{"channel":"a","event":"e","seq":"1","epoch":"e","id":"i","ts":0}')
 
 
 def test_payload_encoding_limits() -> None:
