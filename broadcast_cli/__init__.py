@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from .backends import Backend, MemoryBackend, create_backend
     from .backends.redis import RedisBackend
-    from .broadcaster import Broadcaster, RedisBroadcastBackend, Subscription
+    from .broadcaster import Broadcaster, HandlerSubscription, RedisBroadcastBackend
     from .client import BroadcastClient, ClientState
     from .exceptions import (
         BackendError,
@@ -54,6 +54,7 @@ __all__ = [
     "ClientState",
     "ConfigurationError",
     "ConnectError",
+    "HandlerSubscription",
     "HistoryOptions",
     "Hub",
     "InvalidChannel",
@@ -70,7 +71,6 @@ __all__ = [
     "RedisBroadcastBackend",
     "ServerConfig",
     "ServerError",
-    "Subscription",
     "WebSocketBroadcastBackend",
     "__version__",
     "create_app",
@@ -84,7 +84,7 @@ _LOCATIONS = {
     "RedisBackend": ".backends.redis",
     "Broadcaster": ".broadcaster",
     "RedisBroadcastBackend": ".broadcaster",
-    "Subscription": ".broadcaster",
+    "HandlerSubscription": ".broadcaster",
     "BroadcastClient": ".client",
     "ClientState": ".client",
     "HistoryOptions": ".history",

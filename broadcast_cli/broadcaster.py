@@ -24,7 +24,7 @@ from .hub import Hub
 from .message import Message, Position
 from .protocol import SubscribeItem
 
-__all__ = ["Broadcaster", "Handler", "RedisBroadcastBackend", "Subscription"]
+__all__ = ["Broadcaster", "Handler", "HandlerSubscription", "RedisBroadcastBackend"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +32,12 @@ Handler = Callable[[Message], Awaitable[None] | None]
 """A message handler: a function or coroutine function taking a :class:`Message`."""
 
 
-class Subscription:
+class HandlerSubscription:
     """A handler's subscription to one channel. Call it (or :meth:`unsubscribe`) to end it.
 
     Messages are queued for the handler without blocking the hub; a handler that
-    falls more than *max_pending* messages behind loses the overflow, which is
-    logged as an error with the count.
+    falls more than *max_pending* messages behind loses the overflow: the first
+    drop is logged as an error and :attr:`dropped` counts them all.
     """
 
     def __init__(self, hub: Hub, channel: str, handler: Handler, *, max_pending: int = 10_000) -> None:
@@ -136,7 +136,7 @@ class Broadcaster:
             hub = Hub(backend if backend is not None else create_backend(url, prefix=prefix, options=history))
         self.hub = hub
         """The hub doing the work; share it with a server to serve WebSocket clients too."""
-        self._subscriptions: set[Subscription] = set()
+        self._subscriptions: set[HandlerSubscription] = set()
 
     async def __aenter__(self) -> Broadcaster:
         await self.hub.start()
@@ -155,14 +155,14 @@ class Broadcaster:
 
     async def subscribe(
         self, channel: str, handler: Handler, *, since: int | None = None, epoch: str | None = None
-    ) -> Subscription:
+    ) -> HandlerSubscription:
         """Call *handler* for every message on *channel* from now on.
 
         With *since* (and *epoch*), messages after that ``seq`` still in history
-        come first; :attr:`Subscription.recovered` says whether they all did.
+        come first; :attr:`HandlerSubscription.recovered` says whether they all did.
         Returns once the subscription is active: nothing published afterwards is missed.
         """
-        subscription = Subscription(self.hub, channel, handler)
+        subscription = HandlerSubscription(self.hub, channel, handler)
         await subscription._start(since, epoch)
         self._subscriptions.add(subscription)
         return subscription
@@ -199,7 +199,9 @@ class RedisBroadcastBackend:
         """The hub doing the work."""
         return self._broadcaster.hub
 
-    async def subscribe(self, channel: str, handler: Callable[[str, Any], Awaitable[None] | None]) -> Subscription:
+    async def subscribe(
+        self, channel: str, handler: Callable[[str, Any], Awaitable[None] | None]
+    ) -> HandlerSubscription:
         """Await ``handler(event_type, payload)`` for every message on *channel*.
 
         Returns once Redis confirmed the subscription, so nothing published

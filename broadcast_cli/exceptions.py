@@ -92,9 +92,11 @@ class BackendError(BroadcastError):
 
 
 class BackendUnavailable(BackendError):
-    """The backend cannot be reached; the operation was not carried out.
+    """The backend cannot be reached, or the connection broke during the operation.
 
-    A publish that raises this was neither stored nor sent: it is safe to retry.
+    A publish that raises this was not acknowledged. If the backend could not be
+    reached it was not carried out; if the connection broke mid-call it may have
+    been: retry with the same message ``id`` so that subscribers can spot a repeat.
     """
 
 

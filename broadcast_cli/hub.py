@@ -76,7 +76,7 @@ class _Buffer:
 class _Channel:
     """The hub's state for one channel with local subscribers."""
 
-    __slots__ = ("active", "fetching", "lock", "name", "refs", "sequencer", "sinks")
+    __slots__ = ("active", "fetching", "lock", "name", "refs", "sequencer", "sinks", "unsubscribing")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -85,6 +85,7 @@ class _Channel:
         self.refs = 0
         self.active = False
         self.fetching = False
+        self.unsubscribing = False
         self.lock = asyncio.Lock()
 
 
@@ -159,7 +160,8 @@ class Hub(BackendListener):
     ) -> Message:
         """Publish one message and return it with its position.
 
-        Local subscribers have been handed the message when this returns.
+        Local subscribers have been handed the message when this returns,
+        unless it waits behind messages of other instances still on their way.
         Raises :class:`~broadcast_cli.exceptions.InvalidRequest` for a bad channel,
         event or payload, and :class:`~broadcast_cli.exceptions.BackendUnavailable`
         when the message could not be stored and sent.
@@ -219,6 +221,9 @@ class Hub(BackendListener):
                 always = False
                 after = gap[0] if gap is not None else position.seq
                 history = await self.backend.history(state.name, after)
+                if history.position.epoch != position.epoch:
+                    # The channel started over: everything of the new epoch is missing.
+                    history = await self.backend.history(state.name, 0)
                 delivered = state.sequencer.fill(history.messages, history.position)
                 if delivered:
                     self._fanout(state, delivered)
@@ -240,11 +245,13 @@ class Hub(BackendListener):
                 async with state.lock:
                     if not state.active:
                         state.sequencer = Sequencer()
-                        await self.backend.subscribe(name)
                         try:
+                            await self.backend.subscribe(name)
                             history = await self.backend.history(name, None)
                         except BaseException:
-                            await self.backend.unsubscribe(name)
+                            # Failed or cancelled half-way: the backend may be subscribed.
+                            state.unsubscribing = True
+                            self._spawn(self._deactivate(state))
                             raise
                         state.sequencer.sync(history.position)
                         state.active = True
@@ -258,21 +265,24 @@ class Hub(BackendListener):
         if state.refs == 0:
             if state.active:
                 self._spawn(self._deactivate(state))
-            elif self._channels.get(state.name) is state and not state.lock.locked():
+            elif self._channels.get(state.name) is state and not state.lock.locked() and not state.unsubscribing:
                 del self._channels[state.name]
 
     async def _deactivate(self, state: _Channel) -> None:
-        async with state.lock:
-            if state.refs or not state.active:
-                return
-            state.active = False
-            try:
-                await self.backend.unsubscribe(state.name)
-            except BackendError as exc:
-                logger.warning("cannot unsubscribe channel %r in the backend: %s", state.name, exc)
-            finally:
-                if state.refs == 0 and self._channels.get(state.name) is state:
-                    del self._channels[state.name]
+        """Unsubscribe the backend from an idle channel (or one whose activation failed)."""
+        try:
+            async with state.lock:
+                if state.refs or not (state.active or state.unsubscribing):
+                    return
+                state.active = False
+                try:
+                    await self.backend.unsubscribe(state.name)
+                except BackendError as exc:
+                    logger.warning("cannot unsubscribe channel %r in the backend: %s", state.name, exc)
+        finally:
+            state.unsubscribing = False
+            if state.refs == 0 and not state.active and self._channels.get(state.name) is state:
+                del self._channels[state.name]
 
     async def subscribe(
         self,
@@ -347,6 +357,11 @@ class Hub(BackendListener):
         if since == position.seq:
             return Recovery(position, True)
         history = await self.backend.history(state.name, min(since, position.seq))
+        if history.position.epoch != position.epoch:
+            # The channel started over under our feet: catch the hub up, refuse recovery.
+            if not state.fetching:
+                self._spawn(self._catch_up(state, always=True))
+            return Recovery(position, False)
         # History may be ahead of this instance (messages still on their way):
         # catch the channel up, so every sink (this one's buffer included) gets
         # them as live messages, exactly once.

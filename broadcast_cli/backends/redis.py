@@ -46,6 +46,9 @@ DEFAULT_PREFIX = "broadcast"
 
 _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
+_CONFIRM_TIMEOUT = 10.0
+"""How long to wait for Redis to confirm a SUBSCRIBE or UNSUBSCRIBE."""
+
 
 def redis_keys(prefix: str, channel: str) -> tuple[str, str, str]:
     """Return the Redis names of *channel*: ``(meta key, stream key, pub/sub channel)``."""
@@ -115,6 +118,10 @@ class RedisBackend(Backend):
 
     async def connect(self, listener: BackendListener) -> None:
         await super().connect(listener)
+        # A backend may be connected again after disconnect(), possibly on another loop.
+        self._has_subscriptions = asyncio.Event()
+        self._pending.clear()
+        self._names.clear()
         # Publishers beyond max_connections wait for a free connection rather than fail.
         pool = aioredis.BlockingConnectionPool.from_url(self._url, **self._redis_options)
         self._redis = aioredis.Redis.from_pool(pool)
@@ -174,6 +181,8 @@ class RedisBackend(Backend):
                     await self._load_functions()
                     continue
                 raise BackendError(f"Redis refused {function}: {exc}") from exc
+            except RedisError as exc:
+                raise BackendError(f"Redis failed {function}: {exc}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _publish_args(self, request: PublishRequest, payload_json: bytes) -> tuple[Any, ...]:
@@ -225,6 +234,8 @@ class RedisBackend(Backend):
                 replies = await pipe.execute(raise_on_error=False)
             except _UNAVAILABLE as exc:
                 raise BackendUnavailable(f"Redis at {self.url} is unreachable: {exc}") from exc
+            except RedisError as exc:
+                raise BackendError(f"Redis failed a publish batch: {exc}") from exc
             errors = [reply for reply in replies if isinstance(reply, Exception)]
             if not errors:
                 break
@@ -268,9 +279,11 @@ class RedisBackend(Backend):
         try:
             await self._pubsub.subscribe(key)
             self._has_subscriptions.set()
-            await future
-        except _UNAVAILABLE as exc:
-            raise BackendUnavailable(f"cannot subscribe to Redis at {self.url}: {exc}") from exc
+            await asyncio.wait_for(future, _CONFIRM_TIMEOUT)
+        except (TimeoutError, *_UNAVAILABLE) as exc:
+            raise BackendUnavailable(f"cannot subscribe to Redis at {self.url}: {exc or 'no confirmation'}") from exc
+        except RedisError as exc:
+            raise BackendError(f"Redis refused SUBSCRIBE: {exc}") from exc
         finally:
             self._forget(key, future)
 
@@ -280,9 +293,14 @@ class RedisBackend(Backend):
         future = self._wait("unsubscribe", key)
         try:
             await self._pubsub.unsubscribe(key)
-            await future
-        except _UNAVAILABLE as exc:
-            raise BackendUnavailable(f"cannot unsubscribe from Redis at {self.url}: {exc}") from exc
+            # If the connection drops meanwhile, redis-py subscribes again on reconnect
+            # and no confirmation comes: don't wait forever.
+            await asyncio.wait_for(future, _CONFIRM_TIMEOUT)
+        except (TimeoutError, *_UNAVAILABLE) as exc:
+            reason = exc or 'no confirmation'
+            raise BackendUnavailable(f"cannot unsubscribe from Redis at {self.url}: {reason}") from exc
+        except RedisError as exc:
+            raise BackendError(f"Redis refused UNSUBSCRIBE: {exc}") from exc
         finally:
             self._forget(key, future)
 

@@ -57,6 +57,10 @@ _T = TypeVar("_T")
 ABNORMAL_CLOSURE = 1006
 """The close code reported when the connection dropped without a close frame."""
 
+STABLE_AFTER = 2.0
+"""Seconds a connection must last for the backoff to start again from its first delay
+(a server that accepts and at once closes must not be hammered)."""
+
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 """HTTP statuses of a refused handshake that are worth retrying (timeouts, overload, proxies)."""
 
@@ -244,6 +248,7 @@ class BroadcastClient:
         self._backoff = (backoff_initial, backoff_max, backoff_factor)
         self._open_timeout = open_timeout
         self._request_timeout = request_timeout
+        self._reading = False
         self._table = SubscriptionTable()
         self._state = ClientState.DISCONNECTED
         self._state_callbacks: list[Callable[[ClientState], object]] = []
@@ -427,9 +432,11 @@ class BroadcastClient:
                     return
                 logger.info("cannot connect to %s: %s; retrying", url, exc)
             else:
-                delays = None  # a fresh backoff after each successful connection
                 ever_connected = True
+                opened = asyncio.get_running_loop().time()
                 code, reason = await self._session(ws)
+                if asyncio.get_running_loop().time() - opened >= STABLE_AFTER:
+                    delays = None  # a fresh backoff after a connection that held
                 self.close_code, self.close_reason = code, reason
                 if self._closed:
                     return
@@ -465,12 +472,15 @@ class BroadcastClient:
         try:
             while True:
                 try:
+                    self._reading = True
                     frame = await ws.recv()
                 except ConnectionClosed as exc:
                     self.last_error = exc
                     if exc.rcvd is None:
                         return ABNORMAL_CLOSURE, ""
                     return exc.rcvd.code, exc.rcvd.reason
+                finally:
+                    self._reading = False
                 try:
                     await self._dispatch(frame)
                 except Exception:
@@ -519,14 +529,20 @@ class BroadcastClient:
 
     def _check_answered(self, ws: ClientConnection, request: OutgoingRequest) -> None:
         self._timers.pop(request.id, None)
-        if ws is self._ws and self._table.is_pending(request.id):
-            logger.warning(
-                "no answer to request %s within %s s: dropping the connection to %s",
-                request.id,
-                self._request_timeout,
-                self.url,
-            )
-            ws.transport.abort()
+        if ws is not self._ws or not self._table.is_pending(request.id):
+            return
+        if not self._reading:
+            # A handler is running: the answer may be waiting unread. Look again later.
+            timer = asyncio.get_running_loop().call_later(self._request_timeout, self._check_answered, ws, request)
+            self._timers[request.id] = timer
+            return
+        logger.warning(
+            "no answer to request %s within %s s: dropping the connection to %s",
+            request.id,
+            self._request_timeout,
+            self.url,
+        )
+        ws.transport.abort()
 
     async def _dispatch(self, frame: str | bytes) -> None:
         """Feed one frame to the table and run what it asks for."""

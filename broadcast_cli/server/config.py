@@ -29,6 +29,12 @@ class Limits:
     """The most frames queued for one connection before it is closed as a slow consumer."""
     send_buffer_bytes: int = 16 * 1024 * 1024
     """The most bytes queued for one connection before it is closed as a slow consumer."""
+    max_replay_bytes: int = 64 * 1024 * 1024
+    """The most bytes a connection may have queued while a subscribe replays history.
+
+    Recovered messages may exceed the send buffer bounds (a client that was away
+    comes back to a backlog), up to this bound; past it the connection is closed as
+    a slow consumer."""
     max_publish_body_bytes: int = 4 * 1024 * 1024
     """The largest HTTP publish body accepted."""
     max_publish_batch: int = 1000

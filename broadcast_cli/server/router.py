@@ -10,7 +10,8 @@ Include its router in an app and broadcast from any endpoint::
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..backends import Backend, create_backend
@@ -29,14 +30,16 @@ __all__ = ["WebSocketBroadcastBackend"]
 T = TypeVar("T")
 
 _SETTLE_ROUNDS = 32
-"""Event-loop turns to let pass before acting on a loop from another thread."""
+"""Event-loop turns that let a connection pick up a frame already handed to the loop."""
 
 
-async def _settled(make: Callable[[], Awaitable[T]]) -> T:
-    # Frames a client handed to the loop before this call must be handled before
-    # it: let the loop run what is ready (no I/O wait happens in between).
+async def _settled(endpoint: WebSocketEndpoint, make: Callable[[], Awaitable[T]]) -> T:
+    # Frames a client handed to the loop before this call must be handled first.
+    # Picking a frame up takes a few turns of the loop and no I/O; handling it may
+    # wait on Redis, which wait_idle() covers.
     for _ in range(_SETTLE_ROUNDS):
         await asyncio.sleep(0)
+    await endpoint.wait_idle()
     return await make()
 
 
@@ -62,25 +65,59 @@ class WebSocketBroadcastBackend:
         history: HistoryOptions | None = None,
         limits: Limits | None = None,
     ) -> None:
-        backend = redis if isinstance(redis, Backend) else create_backend(redis, prefix=prefix, options=history)
         self.limits = limits or Limits()
+        self.path = path
+        if isinstance(redis, Backend):
+            self._make_backend: Callable[[], Backend] | None = None
+            backend = redis
+        else:
+
+            def make_backend() -> Backend:
+                return create_backend(redis, prefix=prefix, options=history)
+
+            self._make_backend = make_backend
+            backend = make_backend()
         self.hub = Hub(backend, max_payload_bytes=self.limits.max_payload_bytes)
         """The hub shared by the WebSocket endpoint and :meth:`broadcast`."""
-        self.path = path
         self._endpoint = WebSocketEndpoint(self.hub, self.limits)
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Serve from *loop*. A Redis connection belongs to the loop that opened it:
+        when the app starts again on a new loop (the old one is gone), start afresh."""
+        old = self._loop
+        self._loop = loop
+        if old is None or old is loop or not (old.is_closed() or not old.is_running()):
+            return
+        if self.hub.backend.shared and self._make_backend is not None:
+            self.hub = Hub(self._make_backend(), max_payload_bytes=self.limits.max_payload_bytes)
+            self._endpoint = WebSocketEndpoint(self.hub, self.limits)
+
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         """Serve one WebSocket connection (the backend is itself an ASGI app)."""
-        self._loop = asyncio.get_running_loop()
+        self._bind(asyncio.get_running_loop())
         await self._endpoint(scope, receive, send)
 
     def get_router(self) -> APIRouter:
-        """Return a FastAPI router serving the WebSocket endpoint at :attr:`path`."""
+        """Return a FastAPI router serving the WebSocket endpoint at :attr:`path`.
+
+        Its lifespan (merged into the app's by ``include_router``) connects the
+        backend when the app starts and releases it when the app stops.
+        """
         from fastapi import APIRouter
         from starlette.routing import WebSocketRoute
 
-        router = APIRouter()
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Any) -> AsyncIterator[None]:
+            # Connect on the app's loop at startup; release on that loop at shutdown.
+            self._bind(asyncio.get_running_loop())
+            await self.hub.start()
+            try:
+                yield
+            finally:
+                await self.hub.stop()
+
+        router = APIRouter(lifespan=lifespan)
         router.routes.append(WebSocketRoute(self.path, self))
         return router
 
@@ -105,8 +142,10 @@ class WebSocketBroadcastBackend:
 
         loop = self._foreign_loop()
         if loop is None:
+            self._bind(asyncio.get_running_loop())
             return await publish()
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_settled(publish), loop))
+        future = asyncio.run_coroutine_threadsafe(_settled(self._endpoint, publish), loop)
+        return await asyncio.wrap_future(future)
 
     def get_subscriber_count(self, channel: str) -> int:
         """The number of this instance's WebSocket connections subscribed to *channel*."""
@@ -117,7 +156,7 @@ class WebSocketBroadcastBackend:
         async def count() -> int:
             return self.hub.subscriber_count(channel)
 
-        return asyncio.run_coroutine_threadsafe(_settled(count), loop).result(timeout=30)
+        return asyncio.run_coroutine_threadsafe(_settled(self._endpoint, count), loop).result(timeout=30)
 
     async def close(self) -> None:
         """Disconnect the backend (Redis connections included)."""

@@ -38,17 +38,45 @@ _CLOSE_TIMEOUT = 10.0
 """How long to try to send a close frame to a client before giving up on it."""
 
 Scope = Mapping[str, Any]
+
+_PEER_GONE = (OSError, ConnectionError)
+"""Errors that only mean the client went away (ASGI servers raise these from send)."""
 ASGIMessage = dict[str, Any]
 
 
 class Outbox:
     """The frames waiting to be sent on one connection, bounded in count and bytes."""
 
-    __slots__ = ("_bytes", "_queue", "_waiter", "closed", "max_bytes", "max_messages", "on_overflow", "overflowed")
+    __slots__ = (
+        "_bytes",
+        "_extra_bytes",
+        "_extra_messages",
+        "_queue",
+        "_waiter",
+        "closed",
+        "max_bytes",
+        "max_messages",
+        "max_replay_bytes",
+        "on_overflow",
+        "overflowed",
+        "replaying",
+    )
 
-    def __init__(self, max_messages: int, max_bytes: int, on_overflow: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        max_messages: int,
+        max_bytes: int,
+        on_overflow: Callable[[], None] | None = None,
+        *,
+        max_replay_bytes: int | None = None,
+    ) -> None:
         self.max_messages = max_messages
         self.max_bytes = max_bytes
+        self.max_replay_bytes = max_replay_bytes if max_replay_bytes is not None else max_bytes
+        self.replaying = 0
+        """Non-zero while a subscribe may replay history: only :attr:`max_replay_bytes` applies."""
+        self._extra_messages = 0
+        self._extra_bytes = 0
         self.on_overflow = on_overflow
         """Called once when the bounds are exceeded (it must not touch the hub synchronously)."""
         self.overflowed = False
@@ -74,7 +102,14 @@ class Outbox:
             return
         self._queue.append((text, size))
         self._bytes += size
-        if len(self._queue) > self.max_messages or self._bytes > self.max_bytes:
+        if self.replaying:
+            over = self._bytes > self.max_replay_bytes
+        else:
+            over = (
+                len(self._queue) > self.max_messages + self._extra_messages
+                or self._bytes > self.max_bytes + self._extra_bytes
+            )
+        if over:
             self.overflowed = True
             self._queue.clear()
             self._bytes = 0
@@ -83,6 +118,13 @@ class Outbox:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def end_replay(self) -> None:
+        """A replay ended: tolerate its backlog until the writer has taken it."""
+        self.replaying -= 1
+        if not self.replaying:
+            self._extra_messages = len(self._queue)
+            self._extra_bytes = self._bytes
 
     def close(self) -> None:
         """Stop queueing and wake the writer so that it ends."""
@@ -103,19 +145,25 @@ class Outbox:
             return []
         frames = [text for text, _ in self._queue]
         self._queue.clear()
-        self._bytes = 0
+        self._bytes = self._extra_messages = self._extra_bytes = 0
         return frames
 
 
 class _Session:
     """One client connection."""
 
-    def __init__(self, hub: Hub, limits: Limits, receive: Any, send: Any) -> None:
+    def __init__(self, endpoint: WebSocketEndpoint, hub: Hub, limits: Limits, receive: Any, send: Any) -> None:
+        self.endpoint = endpoint
         self.hub = hub
         self.limits = limits
         self.receive = receive
         self.send = send
-        self.outbox = Outbox(limits.send_buffer_messages, limits.send_buffer_bytes, self._overflowed)
+        self.outbox = Outbox(
+            limits.send_buffer_messages,
+            limits.send_buffer_bytes,
+            self._overflowed,
+            max_replay_bytes=limits.max_replay_bytes,
+        )
         self.close_code: int | None = None
         self._writer: asyncio.Task[None] | None = None
 
@@ -135,7 +183,10 @@ class _Session:
             self.hub.unsubscribe_all(self.outbox)
             for task in (reader, writer):
                 task.cancel()
-            await asyncio.gather(reader, writer, return_exceptions=True)
+            for result in await asyncio.gather(reader, writer, return_exceptions=True):
+                if isinstance(result, Exception) and not isinstance(result, _PEER_GONE):
+                    logger.error("unexpected error on a WebSocket connection", exc_info=result)
+                    self._close(CloseCode.INTERNAL_ERROR, "internal server error")
             if self.close_code is not None:
                 # A client that does not read may never take the close frame: don't wait forever.
                 with contextlib.suppress(Exception, asyncio.TimeoutError):
@@ -186,10 +237,14 @@ class _Session:
             if text is None:
                 self._close(CloseCode.UNSUPPORTED_DATA, "binary frames are not supported: send JSON text frames")
                 return
-            if len(text) > max_frame:
+            if len(text) > max_frame // 4 and len(text.encode()) > max_frame:
                 self._close(CloseCode.MESSAGE_TOO_BIG, f"frame larger than {max_frame} bytes")
                 return
-            await self._handle(text)
+            self.endpoint._busy += 1
+            try:
+                await self._handle(text)
+            finally:
+                self.endpoint._request_done()
 
     async def _handle(self, text: str) -> None:
         outbox = self.outbox
@@ -217,7 +272,11 @@ class _Session:
                     if request_id is not None:
                         outbox.send_frame(encode_ack(request_id, results))
 
-                await self.hub.subscribe(outbox, request.items, on_ready=ack)
+                outbox.replaying += 1
+                try:
+                    await self.hub.subscribe(outbox, request.items, on_ready=ack)
+                finally:
+                    outbox.end_replay()
             else:
                 self.hub.unsubscribe(outbox, request.channels)
                 if request_id is not None:
@@ -238,6 +297,23 @@ class WebSocketEndpoint:
         self.hub = hub
         self.limits = limits or Limits()
         self._sessions: set[_Session] = set()
+        self._busy = 0
+        self._idle_waiters: list[asyncio.Future[None]] = []
+
+    def _request_done(self) -> None:
+        self._busy -= 1
+        if not self._busy:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def wait_idle(self) -> None:
+        """Wait until no connection is in the middle of handling a request."""
+        while self._busy:
+            waiter = asyncio.get_running_loop().create_future()
+            self._idle_waiters.append(waiter)
+            await waiter
 
     def connections(self) -> int:
         """The number of open connections."""
@@ -251,7 +327,7 @@ class WebSocketEndpoint:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "websocket":
             raise RuntimeError("WebSocketEndpoint serves WebSocket connections only")
-        session = _Session(self.hub, self.limits, receive, send)
+        session = _Session(self, self.hub, self.limits, receive, send)
         self._sessions.add(session)
         try:
             await session.run(scope)

@@ -126,3 +126,24 @@ async def test_a_server_that_lost_history_is_reported(start_server: Callable[...
         await client.wait_for_state(ClientState.CONNECTED, scaled(15))
         await wait_until(lambda: len(lost) == 1, what="the unrecovered report")
         assert lost[0].channel == "orders"
+
+
+async def test_a_slow_handler_does_not_make_the_client_drop_a_healthy_connection(live_server: LiveServer) -> None:
+    states: list[ClientState] = []
+    client = BroadcastClient(live_server.ws_url, request_timeout=0.3)
+    client.on_state_change(states.append)
+    await client.connect(timeout=scaled(10))
+    handled = asyncio.Event()
+
+    async def slow(message: Message) -> None:
+        await asyncio.sleep(1.0)  # the scenario: a handler slower than request_timeout
+        handled.set()
+
+    await client.subscribe("a", slow).wait_ready(scaled(10))
+    await live_server.hub.publish("a", "e")
+    await wait_until(lambda: client._reading is False, what="the handler to start")
+    other = client.subscribe("b", lambda message: None)  # its ack waits, unread, behind the handler
+    await asyncio.wait_for(handled.wait(), scaled(10))
+    await other.wait_ready(scaled(10))
+    assert states == [ClientState.CONNECTING, ClientState.CONNECTED]
+    await client.disconnect()

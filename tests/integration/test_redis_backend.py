@@ -4,6 +4,7 @@ cross-instance fan-out, and catching up after a lost pub/sub connection."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
@@ -239,3 +240,23 @@ async def test_seed_redis_api_without_sleeps(redis_url: str) -> None:
     assert message.seq == 1
     await other.close()
     await backend.close()
+
+
+async def test_a_cancelled_subscribe_leaves_no_redis_subscription(redis_url: str) -> None:
+    hub = await make_hub(redis_url)
+    client = aioredis.Redis.from_url(redis_url)
+    for attempt in range(20):
+        sink = Collector()
+        task = asyncio.ensure_future(hub.subscribe(sink, [SubscribeItem(f"c{attempt}")]))
+        for _ in range(attempt % 5):
+            await asyncio.sleep(0)  # cancel at different points of the subscribe
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        hub.unsubscribe_all(sink)
+    deadline = asyncio.get_running_loop().time() + scaled(10)
+    while await client.pubsub_channels() or hub._channels:
+        assert asyncio.get_running_loop().time() < deadline, "a Redis subscription was left behind"
+        await asyncio.sleep(0.01)
+    await client.aclose()
+    await hub.stop()

@@ -171,3 +171,19 @@ async def test_server_side_close_all_uses_1012(live_server: LiveServer) -> None:
             await recv(ws)
         assert info.value.rcvd is not None and info.value.rcvd.code == 1012
     await wait_until(lambda: live_server.hub.subscriber_count("a") == 0, what="cleanup")
+
+
+async def test_a_recovery_larger_than_the_send_buffer_is_delivered_whole() -> None:
+    """A client back from a long absence must not be closed as a slow consumer by its own replay."""
+    limits = Limits(send_buffer_messages=50, send_buffer_bytes=64 * 1024)
+    async with run_live_server(ServerConfig(limits=limits)) as server:
+        first = await server.hub.publish("orders", "e", 0)
+        for _ in range(1, 500):
+            await server.hub.publish("orders", "e", os.urandom(200).hex())
+        async with connect(server.ws_url) as ws:
+            resume = {"id": 1, "subscribe": [{"channel": "orders", "since": 0, "epoch": first.epoch}]}
+            ack = await request(ws, resume)
+            assert ack["channels"]["orders"] == {"seq": 500, "epoch": first.epoch, "recovered": True}
+            assert [(await recv(ws))["seq"] for _ in range(500)] == list(range(1, 501))
+            await server.hub.publish("orders", "e", "live")
+            assert (await recv(ws))["payload"] == "live"
