@@ -78,9 +78,10 @@ class Sequencer:
         """Take the result of a history fetch for :attr:`gap`.
 
         *messages* are what history still holds after the gap's start and
-        *position* the channel's current position. Messages that history no
-        longer holds are skipped: delivery resumes at the next message held, and
-        subscribers see the jump in ``seq``.
+        *position* the channel's position when history was read. Messages up to
+        that position that history no longer holds are skipped: delivery resumes
+        at the next message held, and subscribers see the jump in ``seq``. A hole
+        above that position was published after the read: it stays a :attr:`gap`.
         """
         delivered: list[Message] = []
         if self.position is None:
@@ -90,9 +91,10 @@ class Sequencer:
             self.position = Position(0, position.epoch)
         for message in messages:
             delivered.extend(self.offer(message))
-        while (gap := self.gap) is not None:
-            # What is still missing is gone from history: resume after the hole.
-            up_to = gap[1]
-            self.position = Position(up_to, self.position.epoch)
-            delivered.extend(self.offer(self._pending.pop(up_to + 1)))
+        while (gap := self.gap) is not None and gap[0] < position.seq:
+            # Missing yet published before the read: gone from history. Skip it.
+            up_to = min(gap[1], position.seq)
+            self.position = Position(up_to, position.epoch)
+            if up_to + 1 in self._pending:
+                delivered.extend(self.offer(self._pending.pop(up_to + 1)))
         return delivered

@@ -165,6 +165,7 @@ class _Session:
             max_replay_bytes=limits.max_replay_bytes,
         )
         self.close_code: int | None = None
+        self.close_reason = ""
         self._writer: asyncio.Task[None] | None = None
 
     async def run(self, scope: Scope) -> None:
@@ -194,8 +195,6 @@ class _Session:
                         self.send({"type": "websocket.close", "code": self.close_code, "reason": self.close_reason}),
                         _CLOSE_TIMEOUT,
                     )
-
-    close_reason = ""
 
     def _close(self, code: int, reason: str) -> None:
         if self.close_code is None:

@@ -59,3 +59,25 @@ def test_a_new_epoch_starts_over() -> None:
     assert sequencer.position == Position(1, "new")
     sequencer.offer(msg(3, "new"))
     assert seqs(sequencer.fill([msg(1, "newer"), msg(2, "newer")], Position(2, "newer"))) == [1, 2]
+
+
+def test_a_hole_above_what_history_had_when_read_is_not_skipped() -> None:
+    """History read at seq 5 cannot know of 6..9: they were published after the read."""
+    sequencer = Sequencer()
+    sequencer.sync(Position(1, "e"))
+    sequencer.offer(msg(3))
+    sequencer.offer(msg(10))
+    assert seqs(sequencer.fill([msg(2), msg(3), msg(4), msg(5)], Position(5, "e"))) == [2, 3, 4, 5]
+    assert sequencer.gap == (5, 9)
+    assert seqs(sequencer.fill([msg(s) for s in range(6, 11)], Position(10, "e"))) == [6, 7, 8, 9, 10]
+    assert sequencer.gap is None
+
+
+def test_a_hole_partly_below_the_read_position_skips_only_that_part() -> None:
+    sequencer = Sequencer()
+    sequencer.sync(Position(1, "e"))
+    sequencer.offer(msg(10))
+    # 2..4 are gone (5 is what history had), 6 is gone too, 7..9 came after the read.
+    assert seqs(sequencer.fill([msg(5)], Position(6, "e"))) == [5]
+    assert sequencer.position == Position(6, "e")
+    assert sequencer.gap == (6, 9)
