@@ -26,7 +26,16 @@ from .backends.base import Backend, BackendListener
 from .backends.memory import MemoryBackend
 from .exceptions import BackendError
 from .history import HistorySlice, Recovery, recover
-from .message import Message, Position, PublishRequest, validate_channel, validate_event
+from .message import (
+    Message,
+    Position,
+    PublishRequest,
+    is_pattern,
+    pattern_matcher,
+    validate_channel,
+    validate_event,
+    validate_pattern,
+)
 from .protocol import SubscribeItem, SubscribeResult, encode_payload
 from .sequencer import Sequencer
 
@@ -36,6 +45,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024
 """The default bound on a payload's size, encoded as JSON."""
+
+MAX_PATTERN_CHANNELS = 10_000
+"""The most channels the hub tracks only because a pattern matches them."""
 
 
 class Sink(Protocol):
@@ -74,9 +86,20 @@ class _Buffer:
 
 
 class _Channel:
-    """The hub's state for one channel with local subscribers."""
+    """The hub's state for one channel with local subscribers (or matched by a pattern)."""
 
-    __slots__ = ("active", "fetching", "lock", "name", "refs", "sequencer", "sinks", "unsubscribing")
+    __slots__ = (
+        "active",
+        "fetching",
+        "lock",
+        "name",
+        "pattern_version",
+        "patterns",
+        "refs",
+        "sequencer",
+        "sinks",
+        "unsubscribing",
+    )
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -84,7 +107,25 @@ class _Channel:
         self.sequencer = Sequencer()
         self.refs = 0
         self.active = False
+        """Whether the backend is subscribed to this channel."""
         self.fetching = False
+        self.unsubscribing = False
+        self.lock = asyncio.Lock()
+        self.patterns: list[_Pattern] = []
+        self.pattern_version = -1
+
+
+class _Pattern:
+    """The hub's state for one pattern with local subscribers."""
+
+    __slots__ = ("active", "lock", "matcher", "name", "refs", "sinks", "unsubscribing")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.matcher = pattern_matcher(name)
+        self.sinks: dict[Sink, None] = {}
+        self.refs = 0
+        self.active = False
         self.unsubscribing = False
         self.lock = asyncio.Lock()
 
@@ -102,6 +143,9 @@ class Hub(BackendListener):
         self.max_payload_bytes = max_payload_bytes
         """The largest payload accepted, in bytes of JSON."""
         self._channels: dict[str, _Channel] = {}
+        self._patterns: dict[str, _Pattern] = {}
+        self._pattern_version = 0
+        self._pattern_channels: dict[str, None] = {}
         self._subscriptions: dict[Sink, dict[str, Sink]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._started = False
@@ -132,6 +176,8 @@ class Hub(BackendListener):
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._channels.clear()
+        self._patterns.clear()
+        self._pattern_channels.clear()
         self._subscriptions.clear()
         if self._started:
             self._started = False
@@ -187,7 +233,11 @@ class Hub(BackendListener):
         """Order *message* within its channel and hand it to the channel's sinks."""
         state = self._channels.get(message.channel)
         if state is None:
-            return
+            if not self._patterns:
+                return
+            state = self._pattern_channel(message)
+            if state is None:
+                return
         sequencer = state.sequencer
         delivered = sequencer.offer(message)
         if delivered:
@@ -202,18 +252,57 @@ class Hub(BackendListener):
             if state is not None and state.active and not state.fetching:
                 self._spawn(self._catch_up(state, always=True))
 
-    @staticmethod
-    def _fanout(state: _Channel, messages: Sequence[Message]) -> None:
+    def _fanout(self, state: _Channel, messages: Sequence[Message]) -> None:
         sinks = state.sinks
+        patterns = self._patterns_of(state) if self._patterns else ()
+        if not patterns:
+            for message in messages:
+                for sink in sinks:
+                    sink.deliver(message)
+            return
+        subscriptions = self._subscriptions
+        name = state.name
         for message in messages:
             for sink in sinks:
                 sink.deliver(message)
+            delivered: set[Sink] = set()
+            for pattern in patterns:
+                for sink in pattern.sinks:
+                    # Once per sink, even if it has the channel or several matching patterns.
+                    if sink not in delivered and name not in subscriptions.get(sink, ()):
+                        delivered.add(sink)
+                        sink.deliver(message)
+
+    def _patterns_of(self, state: _Channel) -> list[_Pattern]:
+        if state.pattern_version != self._pattern_version:
+            state.patterns = [p for p in self._patterns.values() if p.matcher.fullmatch(state.name)]
+            state.pattern_version = self._pattern_version
+        return state.patterns
+
+    def _pattern_channel(self, message: Message) -> _Channel | None:
+        """Start tracking a channel that only patterns subscribe to, from *message* on."""
+        name = message.channel
+        if not any(p.matcher.fullmatch(name) for p in self._patterns.values()):
+            return None
+        state = self._channels[name] = _Channel(name)
+        state.sequencer.sync(Position(message.seq - 1, message.epoch))
+        self._pattern_channels[name] = None
+        if len(self._pattern_channels) > MAX_PATTERN_CHANNELS:
+            for old in list(self._pattern_channels)[: len(self._pattern_channels) - MAX_PATTERN_CHANNELS]:
+                self._forget_pattern_channel(old)
+        return state
+
+    def _forget_pattern_channel(self, name: str) -> None:
+        self._pattern_channels.pop(name, None)
+        state = self._channels.get(name)
+        if state is not None and not state.refs and not state.active and not state.fetching:
+            del self._channels[name]
 
     async def _catch_up(self, state: _Channel, *, always: bool = False) -> None:
         """Fetch from history what the sequencer misses, until it misses nothing."""
         state.fetching = True
         try:
-            while state.active or always:
+            while self._channels.get(state.name) is state or always:
                 position = state.sequencer.position
                 gap = state.sequencer.gap
                 if position is None or (gap is None and not always):
@@ -244,17 +333,21 @@ class Hub(BackendListener):
             if not state.active:
                 async with state.lock:
                     if not state.active:
-                        state.sequencer = Sequencer()
+                        tracked = state.sequencer.position is not None  # e.g. matched by a pattern
                         try:
                             await self.backend.subscribe(name)
-                            history = await self.backend.history(name, None)
+                            history = None if tracked else await self.backend.history(name, None)
                         except BaseException:
                             # Failed or cancelled half-way: the backend may be subscribed.
                             state.unsubscribing = True
                             self._spawn(self._deactivate(state))
                             raise
-                        state.sequencer.sync(history.position)
+                        self._pattern_channels.pop(name, None)
                         state.active = True
+                        if history is not None:
+                            state.sequencer.sync(history.position)
+                        elif not state.fetching:
+                            self._spawn(self._catch_up(state, always=True))
         except BaseException:
             self._release(state)
             raise
@@ -291,22 +384,35 @@ class Hub(BackendListener):
         *,
         on_ready: Callable[[Mapping[str, SubscribeResult]], None] | None = None,
     ) -> dict[str, SubscribeResult]:
-        """Subscribe *sink* to the channels of *items*, recovering where asked.
+        """Subscribe *sink* to the channels and patterns of *items*, replaying where asked.
 
         Once every channel is subscribed and every recovery decided,
         *on_ready* is called with the results (the place to send an ack); then
         the recovered messages are delivered, then the live ones. A channel the
         sink already has is left as it is. Either every channel is subscribed or,
-        on error, none of the new ones is.
+        on error, none of the new ones is. A pattern (``orders.*``) delivers the
+        live messages of every matching channel, once per sink.
         """
         for item in items:
-            validate_channel(item.channel)
+            if item.pattern:
+                validate_pattern(item.channel)
+            else:
+                validate_channel(item.channel)
         await self.start()
         current = self._subscriptions.setdefault(sink, {})
         results: dict[str, SubscribeResult] = {}
         attached: list[tuple[_Channel, _Buffer, Recovery]] = []
+        attached_patterns: list[str] = []
         try:
             for item in items:
+                if item.pattern:
+                    if item.channel not in current:
+                        pattern = await self._activate_pattern(item.channel)
+                        pattern.sinks[sink] = None
+                        current[item.channel] = sink
+                        attached_patterns.append(item.channel)
+                    results[item.channel] = SubscribeResult(Position(0, ""), None, pattern=True)
+                    continue
                 if item.channel in current:
                     state = self._channels[item.channel]
                     # Already subscribed: nothing is replayed, so nothing is claimed as recovered.
@@ -324,6 +430,8 @@ class Hub(BackendListener):
         except BaseException:
             for state, _, _ in attached:
                 self._detach(sink, state.name)
+            for name in attached_patterns:
+                self._detach(sink, name)
             if not current:
                 self._subscriptions.pop(sink, None)
             raise
@@ -350,6 +458,8 @@ class Hub(BackendListener):
         position = state.sequencer.position
         assert position is not None  # an active channel is synced
         since = item.since
+        if item.last is not None:
+            return await self._replay_last(state, position, item.last)
         if since is None:
             return Recovery(position, None)
         if item.epoch is not None and item.epoch != position.epoch:
@@ -374,12 +484,86 @@ class Hub(BackendListener):
         replay = [message for message in recovery.messages if message.seq <= position.seq]
         return Recovery(Position(max(since, position.seq), position.epoch), True, replay)
 
+    async def _replay_last(self, state: _Channel, position: Position, last: int) -> Recovery:
+        """The last *last* messages still in history up to *position*, to replay before live ones."""
+        since = max(position.seq - last, 0)
+        if since == position.seq:
+            return Recovery(position, None)
+        history = await self.backend.history(state.name, since)
+        if history.position.epoch != position.epoch:
+            return Recovery(position, None)
+        delivered = state.sequencer.fill(history.messages, history.position)
+        if delivered:
+            self._fanout(state, delivered)
+        replay = [message for message in history.messages if since < message.seq <= position.seq]
+        return Recovery(position, None, replay)
+
+    async def _activate_pattern(self, name: str) -> _Pattern:
+        """Reserve a place on pattern *name*, subscribing the backend if needed."""
+        pattern = self._patterns.get(name)
+        if pattern is None:
+            pattern = self._patterns[name] = _Pattern(name)
+            self._pattern_version += 1
+        pattern.refs += 1
+        try:
+            if not pattern.active:
+                async with pattern.lock:
+                    if not pattern.active:
+                        try:
+                            await self.backend.psubscribe(name)
+                        except BaseException:
+                            pattern.unsubscribing = True
+                            self._spawn(self._deactivate_pattern(pattern))
+                            raise
+                        pattern.active = True
+        except BaseException:
+            self._release_pattern(pattern)
+            raise
+        return pattern
+
+    def _release_pattern(self, pattern: _Pattern) -> None:
+        pattern.refs -= 1
+        if pattern.refs == 0:
+            if pattern.active:
+                self._spawn(self._deactivate_pattern(pattern))
+            elif not pattern.lock.locked() and not pattern.unsubscribing:
+                self._drop_pattern(pattern)
+
+    async def _deactivate_pattern(self, pattern: _Pattern) -> None:
+        try:
+            async with pattern.lock:
+                if pattern.refs or not (pattern.active or pattern.unsubscribing):
+                    return
+                pattern.active = False
+                try:
+                    await self.backend.punsubscribe(pattern.name)
+                except BackendError as exc:
+                    logger.warning("cannot unsubscribe pattern %r in the backend: %s", pattern.name, exc)
+        finally:
+            pattern.unsubscribing = False
+            if pattern.refs == 0 and not pattern.active:
+                self._drop_pattern(pattern)
+
+    def _drop_pattern(self, pattern: _Pattern) -> None:
+        if self._patterns.get(pattern.name) is pattern:
+            del self._patterns[pattern.name]
+            self._pattern_version += 1
+        if not self._patterns:
+            for name in list(self._pattern_channels):
+                self._forget_pattern_channel(name)
+
     def _detach(self, sink: Sink, channel: str) -> None:
         current = self._subscriptions.get(sink)
         if current is None:
             return
         entry = current.pop(channel, None)
         if entry is None:
+            return
+        if is_pattern(channel):
+            pattern = self._patterns.get(channel)
+            if pattern is not None and entry in pattern.sinks:
+                del pattern.sinks[entry]
+                self._release_pattern(pattern)
             return
         state = self._channels.get(channel)
         if state is not None and entry in state.sinks:
@@ -409,6 +593,10 @@ class Hub(BackendListener):
         """The number of local sinks subscribed to *channel*."""
         state = self._channels.get(channel)
         return len(state.sinks) if state is not None else 0
+
+    def patterns(self) -> dict[str, int]:
+        """Every pattern with local subscribers, and their number."""
+        return {name: len(pattern.sinks) for name, pattern in sorted(self._patterns.items()) if pattern.sinks}
 
     def channels(self) -> list[ChannelInfo]:
         """Every channel with local subscribers, sorted by name."""

@@ -22,11 +22,15 @@ __all__ = [
     "CHANNEL_RULE",
     "MAX_CHANNEL_LENGTH",
     "MAX_EVENT_LENGTH",
+    "PATTERN_RULE",
     "Message",
     "Position",
     "PublishRequest",
+    "is_pattern",
+    "pattern_matcher",
     "validate_channel",
     "validate_event",
+    "validate_pattern",
 ]
 
 MAX_CHANNEL_LENGTH = 128
@@ -39,6 +43,28 @@ CHANNEL_RULE = "1 to 128 characters, each an ASCII letter, a digit or one of _ -
 """The channel naming rule, as shown in error messages and documentation."""
 
 _CHANNEL_RE = re.compile(rf"[A-Za-z0-9_\-.:]{{1,{MAX_CHANNEL_LENGTH}}}")
+_PATTERN_RE = re.compile(rf"[A-Za-z0-9_\-.:*]{{1,{MAX_CHANNEL_LENGTH}}}")
+
+PATTERN_RULE = "a channel name in which * stands for any run of characters (e.g. orders.* or *)"
+"""The pattern rule, as shown in error messages and documentation."""
+
+
+def is_pattern(name: str) -> bool:
+    """Whether a subscribe name is a pattern (it contains ``*``) rather than a channel."""
+    return "*" in name
+
+
+def validate_pattern(pattern: object) -> str:
+    """Return *pattern* if it is a valid channel pattern, else raise :class:`InvalidChannel`."""
+    if not isinstance(pattern, str) or _PATTERN_RE.fullmatch(pattern) is None:
+        shown = pattern if not isinstance(pattern, str) or len(pattern) <= 40 else pattern[:40] + "…"
+        raise InvalidChannel(f"invalid pattern {shown!r}: a pattern is {PATTERN_RULE}, 1 to 128 characters")
+    return pattern
+
+
+def pattern_matcher(pattern: str) -> re.Pattern[str]:
+    """Compile *pattern* (``*`` matches any run of characters) into a regular expression."""
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
 
 
 def validate_channel(channel: object) -> str:

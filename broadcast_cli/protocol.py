@@ -29,11 +29,20 @@ from typing import Any
 import orjson
 
 from .exceptions import InvalidChannel, InvalidPayload, ProtocolError
-from .message import Message, Position, PublishRequest, validate_channel, validate_event
+from .message import (
+    Message,
+    Position,
+    PublishRequest,
+    is_pattern,
+    validate_channel,
+    validate_event,
+    validate_pattern,
+)
 
 __all__ = [
     "MAX_EPOCH_LENGTH",
     "MAX_ID_LENGTH",
+    "MAX_LAST",
     "PROTOCOL_VERSION",
     "SUBPROTOCOL",
     "CloseCode",
@@ -65,6 +74,9 @@ MAX_ID_LENGTH = 128
 
 MAX_EPOCH_LENGTH = 64
 """The longest epoch accepted in a subscribe request."""
+
+MAX_LAST = 10_000
+"""The most messages a subscribe item may ask to replay with ``last``."""
 
 
 class CloseCode(enum.IntEnum):
@@ -111,16 +123,24 @@ def should_reconnect(code: int) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class SubscribeItem:
-    """One channel of a subscribe request, with the position to recover from.
+    """One channel (or pattern) of a subscribe request, with what to replay first.
 
     When :attr:`since` is set the server sends every message after that ``seq``
     that is still in history before the live ones; :attr:`epoch` (optional) must
-    then match the channel's epoch, else nothing is recovered.
+    then match the channel's epoch, else nothing is recovered. When :attr:`last`
+    is set it sends the last that many messages still in history. A
+    :attr:`channel` containing ``*`` is a pattern: live messages only.
     """
 
     channel: str
     since: int | None = None
     epoch: str | None = None
+    last: int | None = None
+
+    @property
+    def pattern(self) -> bool:
+        """Whether this item is a pattern subscription."""
+        return is_pattern(self.channel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +174,8 @@ class SubscribeResult:
 
     position: Position
     recovered: bool | None = None
+    pattern: bool = False
+    """A pattern subscription: no position, live messages only."""
 
 
 _VERBS = ("subscribe", "unsubscribe")
@@ -171,7 +193,10 @@ def _request_id(data: Mapping[str, Any]) -> str | int | None:
 
 
 def _channel(value: object, request_id: str | int | None) -> str:
+    """A channel name or a pattern, validated."""
     try:
+        if isinstance(value, str) and is_pattern(value):
+            return validate_pattern(value)
         return validate_channel(value)
     except InvalidChannel as exc:
         exc.request_id = request_id
@@ -184,18 +209,28 @@ def _subscribe_item(value: object, request_id: str | int | None) -> SubscribeIte
     if not isinstance(value, dict):
         raise ProtocolError(
             "each subscribe item must be a channel name or an object "
-            '{"channel": ..., "since": ..., "epoch": ...}',
+            '{"channel": ..., "since": ..., "epoch": ...} or {"channel": ..., "last": ...}',
             request_id=request_id,
         )
-    unknown = value.keys() - {"channel", "since", "epoch"}
+    unknown = value.keys() - {"channel", "since", "epoch", "last"}
     if unknown:
         raise ProtocolError(
-            f"unknown subscribe item field(s) {sorted(unknown)}: allowed are channel, since, epoch",
+            f"unknown subscribe item field(s) {sorted(unknown)}: allowed are channel, since, epoch, last",
             request_id=request_id,
         )
     if "channel" not in value:
         raise ProtocolError("a subscribe item object needs a \"channel\"", request_id=request_id)
     channel = _channel(value["channel"], request_id)
+    last = value.get("last")
+    if last is not None and (isinstance(last, bool) or not isinstance(last, int) or not 0 < last <= MAX_LAST):
+        raise ProtocolError(f'"last" must be an integer from 1 to {MAX_LAST}, not {last!r}', request_id=request_id)
+    if is_pattern(channel) and (value.keys() & {"since", "epoch", "last"}):
+        raise ProtocolError(
+            f"{channel!r} is a pattern: patterns get live messages only (no since, epoch or last)",
+            request_id=request_id,
+        )
+    if last is not None and "since" in value:
+        raise ProtocolError('"since" and "last" exclude each other', request_id=request_id)
     since = value.get("since")
     if since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < 0):
         raise ProtocolError(
@@ -208,7 +243,7 @@ def _subscribe_item(value: object, request_id: str | int | None) -> SubscribeIte
         )
     if epoch is not None and since is None:
         raise ProtocolError('"epoch" is only meaningful with "since"', request_id=request_id)
-    return SubscribeItem(channel, since, epoch)
+    return SubscribeItem(channel, since, epoch, last)
 
 
 def parse_request(frame: str | bytes, *, max_channels: int = 1024) -> Request:
@@ -351,6 +386,9 @@ def encode_ack(request_id: str | int | None, results: Mapping[str, SubscribeResu
     if results is not None:
         channels: dict[str, Any] = {}
         for channel, result in results.items():
+            if result.pattern:
+                channels[channel] = {"pattern": True}
+                continue
             entry: dict[str, Any] = {"seq": result.position.seq, "epoch": result.position.epoch}
             if result.recovered is not None:
                 entry["recovered"] = result.recovered

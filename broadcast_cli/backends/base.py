@@ -89,6 +89,12 @@ class Backend(abc.ABC):
     async def unsubscribe(self, channel: str) -> None:
         """Stop receiving *channel*'s messages."""
 
+    async def psubscribe(self, pattern: str) -> None:  # noqa: B027 - in-process backends need nothing
+        """Start receiving the messages of every channel matching *pattern* (``*`` = any run)."""
+
+    async def punsubscribe(self, pattern: str) -> None:  # noqa: B027 - in-process backends need nothing
+        """Stop receiving the messages of channels matching *pattern*."""
+
     @abc.abstractmethod
     async def history(self, channel: str, since: int | None) -> HistorySlice:
         """Return *channel*'s position and, when *since* is given, the messages after it.

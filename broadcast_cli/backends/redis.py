@@ -275,34 +275,39 @@ class RedisBackend(Backend):
         _, _, name = redis_keys(self.prefix, channel)
         key = name.encode()
         self._names[key] = channel
-        future = self._wait("subscribe", key)
+        await self._confirmed_call("subscribe", key)
+
+    async def psubscribe(self, pattern: str) -> None:
+        # Channel names hold no Redis glob character but *, so the pattern passes through.
+        _, _, name = redis_keys(self.prefix, pattern)
+        await self._confirmed_call("psubscribe", name.encode())
+
+    async def punsubscribe(self, pattern: str) -> None:
+        _, _, name = redis_keys(self.prefix, pattern)
+        await self._confirmed_call("punsubscribe", name.encode())
+
+    async def _confirmed_call(self, kind: str, key: bytes) -> None:
+        """Send SUBSCRIBE-like *kind* for *key* and wait for Redis to confirm it."""
+        future = self._wait(kind, key)
         try:
-            await self._pubsub.subscribe(key)
+            await getattr(self._pubsub, kind)(key)
             self._has_subscriptions.set()
+            if kind in ("subscribe", "psubscribe"):
+                self._has_subscriptions.set()
+            # If the connection drops meanwhile, redis-py may (un)subscribe again on
+            # reconnect and the confirmation never comes: don't wait forever.
             await asyncio.wait_for(future, _CONFIRM_TIMEOUT)
         except (TimeoutError, *_UNAVAILABLE) as exc:
-            raise BackendUnavailable(f"cannot subscribe to Redis at {self.url}: {exc or 'no confirmation'}") from exc
+            reason = exc or "no confirmation"
+            raise BackendUnavailable(f"Redis at {self.url} did not {kind} {key!r}: {reason}") from exc
         except RedisError as exc:
-            raise BackendError(f"Redis refused SUBSCRIBE: {exc}") from exc
+            raise BackendError(f"Redis refused {kind.upper()} {key!r}: {exc}") from exc
         finally:
             self._forget(key, future)
 
     async def unsubscribe(self, channel: str) -> None:
         _, _, name = redis_keys(self.prefix, channel)
-        key = name.encode()
-        future = self._wait("unsubscribe", key)
-        try:
-            await self._pubsub.unsubscribe(key)
-            # If the connection drops meanwhile, redis-py subscribes again on reconnect
-            # and no confirmation comes: don't wait forever.
-            await asyncio.wait_for(future, _CONFIRM_TIMEOUT)
-        except (TimeoutError, *_UNAVAILABLE) as exc:
-            reason = exc or 'no confirmation'
-            raise BackendUnavailable(f"cannot unsubscribe from Redis at {self.url}: {reason}") from exc
-        except RedisError as exc:
-            raise BackendError(f"Redis refused UNSUBSCRIBE: {exc}") from exc
-        finally:
-            self._forget(key, future)
+        await self._confirmed_call("unsubscribe", name.encode())
 
     def _forget(self, key: bytes, future: asyncio.Future[None]) -> None:
         waiters = self._pending.get(key)
@@ -357,7 +362,7 @@ class RedisBackend(Backend):
         key = reply["channel"]
         if isinstance(kind, bytes):
             kind = kind.decode()
-        if kind == "message":
+        if kind in ("message", "pmessage"):
             try:
                 message = decode_event(reply["data"])
             except ProtocolError as exc:
@@ -371,5 +376,5 @@ class RedisBackend(Backend):
                 channel = self._names.get(key)
                 if channel is not None and self.listener is not None:
                     self.listener.on_resubscribed([channel])
-        elif kind == "unsubscribe":
-            self._confirmed("unsubscribe", key)
+        elif kind in ("unsubscribe", "psubscribe", "punsubscribe"):
+            self._confirmed(kind, key)

@@ -24,7 +24,9 @@ class Limits:
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     """The largest payload accepted in a publish, as JSON."""
     max_subscriptions: int = 1024
-    """The most channels one connection may subscribe to."""
+    """The most channels (patterns included) one connection may subscribe to."""
+    max_patterns: int = 32
+    """The most patterns (``orders.*``) one connection may subscribe to."""
     send_buffer_messages: int = 10_000
     """The most frames queued for one connection before it is closed as a slow consumer."""
     send_buffer_bytes: int = 16 * 1024 * 1024

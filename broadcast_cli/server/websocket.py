@@ -18,7 +18,7 @@ from typing import Any
 
 from ..exceptions import BackendError, InvalidRequest
 from ..hub import Hub
-from ..message import Message
+from ..message import Message, is_pattern
 from ..protocol import (
     SUBPROTOCOL,
     CloseCode,
@@ -257,6 +257,16 @@ class _Session:
             if isinstance(request, Subscribe):
                 have = self.hub.subscriptions(outbox)
                 new = {item.channel for item in request.items} - set(have)
+                patterns = sum(1 for name in have if is_pattern(name)) + sum(1 for name in new if is_pattern(name))
+                if patterns > self.limits.max_patterns:
+                    outbox.send_frame(
+                        encode_error(
+                            "too_many_patterns",
+                            f"a connection may subscribe to at most {self.limits.max_patterns} patterns",
+                            request_id,
+                        )
+                    )
+                    return
                 if len(have) + len(new) > self.limits.max_subscriptions:
                     outbox.send_frame(
                         encode_error(

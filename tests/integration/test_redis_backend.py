@@ -260,3 +260,26 @@ async def test_a_cancelled_subscribe_leaves_no_redis_subscription(redis_url: str
         await asyncio.sleep(0.01)
     await client.aclose()
     await hub.stop()
+
+
+async def test_patterns_across_instances_in_order_without_duplicates(redis_url: str, two_hubs: tuple[Hub, Hub]) -> None:
+    publisher, listener = two_hubs
+    sink = Collector()
+    results = await listener.subscribe(sink, [SubscribeItem("orders.*")])
+    assert results["orders.*"].pattern
+    client = aioredis.Redis.from_url(redis_url)
+    assert await client.pubsub_numpat() == 1
+    for n in range(30):
+        await publisher.publish("orders.eu" if n % 2 else "orders.us", "e", n)
+        await listener.publish("users", "e", n)  # not matched
+        await listener.publish("orders.eu", "e", n)  # published on the listening instance too
+    await wait_until(lambda: len(sink.messages) == 60, what="60 matching messages")
+    eu = [m.seq for m in sink.messages if m.channel == "orders.eu"]
+    us = [m.seq for m in sink.messages if m.channel == "orders.us"]
+    assert eu == list(range(1, 46)) and us == list(range(1, 16))
+    listener.unsubscribe_all(sink)
+    deadline = asyncio.get_running_loop().time() + scaled(10)
+    while await client.pubsub_numpat():
+        assert asyncio.get_running_loop().time() < deadline, "the pattern subscription was not dropped"
+        await asyncio.sleep(0.01)
+    await client.aclose()

@@ -187,3 +187,26 @@ async def test_a_recovery_larger_than_the_send_buffer_is_delivered_whole() -> No
             assert [(await recv(ws))["seq"] for _ in range(500)] == list(range(1, 501))
             await server.hub.publish("orders", "e", "live")
             assert (await recv(ws))["payload"] == "live"
+
+
+async def test_patterns_and_last_over_the_wire(live_server: LiveServer) -> None:
+    for n in range(5):
+        await live_server.hub.publish("orders.eu", "e", n)
+    async with connect(live_server.ws_url) as ws:
+        ack = await request(ws, {"id": 1, "subscribe": ["orders.*", {"channel": "orders.eu", "last": 2}]})
+        assert ack["channels"]["orders.*"] == {"pattern": True}
+        assert ack["channels"]["orders.eu"]["seq"] == 5 and "recovered" not in ack["channels"]["orders.eu"]
+        assert [(await recv(ws))["seq"] for _ in range(2)] == [4, 5]
+        await live_server.hub.publish("orders.us", "e", "live")
+        await live_server.hub.publish("orders.eu", "e", "live")
+        assert [((e := await recv(ws))["channel"], e["seq"]) for _ in range(2)] == [("orders.us", 1), ("orders.eu", 6)]
+        assert (await request(ws, {"id": 2, "unsubscribe": ["orders.*"]}))["type"] == "ack"
+
+
+async def test_pattern_limit() -> None:
+    config = ServerConfig(limits=Limits(max_patterns=2))
+    async with run_live_server(config) as server, connect(server.ws_url) as ws:
+        assert (await request(ws, {"id": 1, "subscribe": ["a.*", "b.*"]}))["type"] == "ack"
+        error = await request(ws, {"id": 2, "subscribe": ["c.*"]})
+        assert error["code"] == "too_many_patterns"
+        assert (await request(ws, {"id": 3, "subscribe": ["c"]}))["type"] == "ack"

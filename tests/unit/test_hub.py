@@ -180,3 +180,34 @@ async def test_publish_many_keeps_order(hub: Hub) -> None:
     messages = await hub.publish_many([PublishRequest("a", "e", n) for n in range(3)] + [PublishRequest("b", "e")])
     assert [(m.channel, m.seq) for m in messages] == [("a", 1), ("a", 2), ("a", 3), ("b", 1)]
     assert [(m.channel, m.seq) for m in sink.messages] == [("a", 1), ("a", 2), ("a", 3), ("b", 1)]
+
+
+async def test_patterns_get_live_messages_of_matching_channels_once(hub: Hub) -> None:
+    both, star, plain = Collector(), Collector(), Collector()
+    results = await hub.subscribe(both, [SubscribeItem("orders.*"), SubscribeItem("orders.eu"), SubscribeItem("*")])
+    assert results["orders.*"].pattern and results["*"].pattern and not results["orders.eu"].pattern
+    await hub.subscribe(star, [SubscribeItem("*")])
+    await hub.subscribe(plain, [SubscribeItem("orders.*")])
+    await hub.publish("orders.eu", "e", 1)
+    await hub.publish("orders.us", "e", 2)
+    await hub.publish("users", "e", 3)
+    assert [(m.channel, m.seq) for m in both.messages] == [("orders.eu", 1), ("orders.us", 1), ("users", 1)]
+    assert [m.channel for m in star.messages] == ["orders.eu", "orders.us", "users"]
+    assert [m.channel for m in plain.messages] == ["orders.eu", "orders.us"]
+    assert hub.patterns() == {"*": 2, "orders.*": 2}
+    for sink in (both, star, plain):
+        hub.unsubscribe_all(sink)
+    await wait_until(lambda: not hub._patterns and not hub._channels, what="patterns and channels to go")
+
+
+async def test_last_replays_the_tail_of_history(hub: Hub) -> None:
+    for n in range(10):
+        await hub.publish("orders", "e", n)
+    sink = Collector()
+    results = await hub.subscribe(sink, [SubscribeItem("orders", last=3)])
+    assert results["orders"].recovered is None and results["orders"].position.seq == 10
+    await hub.publish("orders", "e", 10)
+    assert sink.seqs() == [8, 9, 10, 11]
+    more = Collector()
+    await hub.subscribe(more, [SubscribeItem("orders", last=100)])
+    assert more.seqs() == list(range(1, 12))

@@ -152,3 +152,35 @@ def test_ack_and_error_frames() -> None:
 )
 def test_should_reconnect(code: int, retry: bool) -> None:
     assert should_reconnect(code) is retry
+
+
+def test_patterns_and_last() -> None:
+    request = parse_request('{"subscribe": ["orders.*", "*", {"channel": "users", "last": 10}], "id": 1}')
+    assert isinstance(request, Subscribe)
+    assert [(i.channel, i.pattern, i.last) for i in request.items] == [
+        ("orders.*", True, None), ("*", True, None), ("users", False, 10),
+    ]
+    assert parse_request('{"unsubscribe": ["orders.*"]}') == Unsubscribe(("orders.*",), None)
+    ack = orjson.loads(encode_ack(1, {"orders.*": SubscribeResult(Position(0, ""), None, pattern=True)}))
+    assert ack["channels"] == {"orders.*": {"pattern": True}}
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"subscribe": [{"channel": "orders.*", "since": 1}]}',
+        '{"subscribe": [{"channel": "orders.*", "last": 1}]}',
+        '{"subscribe": [{"channel": "a", "last": 0}]}',
+        '{"subscribe": [{"channel": "a", "last": 1, "since": 1}]}',
+        '{"subscribe": ["orders.?"]}',
+        '{"subscribe": ["or ders.*"]}',
+    ],
+)
+def test_bad_patterns_and_last(frame: str) -> None:
+    with pytest.raises((ProtocolError, InvalidChannel)):
+        parse_request(frame)
+
+
+def test_patterns_are_not_channels_for_publishing() -> None:
+    with pytest.raises(InvalidChannel):
+        parse_publish({"channel": "orders.*", "event": "e"})
