@@ -211,3 +211,17 @@ async def test_last_replays_the_tail_of_history(hub: Hub) -> None:
     more = Collector()
     await hub.subscribe(more, [SubscribeItem("orders", last=100)])
     assert more.seqs() == list(range(1, 12))
+
+
+async def test_a_channel_first_seen_through_a_pattern_can_be_subscribed_and_left(hub: Hub) -> None:
+    watcher, explicit = Collector(), Collector()
+    await hub.subscribe(watcher, [SubscribeItem("orders.*")])
+    await hub.publish("orders.eu", "e", 1)
+    results = await hub.subscribe(explicit, [SubscribeItem("orders.eu")])
+    assert results["orders.eu"].position.seq == 1
+    await hub.publish("orders.eu", "e", 2)
+    hub.unsubscribe_all(explicit)
+    await wait_until(lambda: hub.subscriber_count("orders.eu") == 0, what="the explicit subscriber to go")
+    await hub.publish("orders.eu", "e", 3)
+    assert watcher.seqs() == [1, 2, 3]
+    assert explicit.seqs() == [2]
