@@ -1,4 +1,8 @@
-"""The ``broadcast`` command: one Typer app, one module per command."""
+"""The ``broadcast`` command: one Typer app, one module per command.
+
+Every command is registered here, wrapped once by
+:func:`~.errors.exits_on_error`, which turns errors into an exit status.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,23 @@ from typing import Annotated
 import typer
 
 from .. import __version__
+from .commands.publish import EPILOG as PUBLISH_EPILOG
+from .commands.publish import publish
+from .commands.serve import EPILOG as SERVE_EPILOG
 from .commands.serve import serve
+from .errors import exits_on_error
+from .status import EXIT_STATUS_HELP
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="broadcast",
     help="Real-time broadcast: run a server, publish and watch channels.",
+    epilog=f"Example: broadcast serve, then broadcast tail in another terminal.\n\n{EXIT_STATUS_HELP}",
     no_args_is_help=True,
     add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
 )
 
 
@@ -34,7 +46,8 @@ def _root(
     """Real-time broadcast: run a server, publish and watch channels."""
 
 
-app.command()(serve)
+app.command(epilog=SERVE_EPILOG)(exits_on_error(serve))
+app.command(epilog=PUBLISH_EPILOG)(exits_on_error(publish))
 
 
 def main() -> None:

@@ -1,10 +1,38 @@
-"""Exit statuses of the ``broadcast`` command, defined once."""
+"""Exit statuses of the ``broadcast`` command, and which error gives which, defined once.
+
+Every command turns its errors into an exit status here (:func:`status_for`),
+so that scripts can tell "the server is down" from "the server said no":
+
+====  ================  ==========================================================
+code  name              when
+====  ================  ==========================================================
+0     OK                success; also Ctrl-C or SIGTERM ending ``serve``,
+                        ``subscribe`` or ``tail``, which run until stopped
+1     ERROR             anything else: a 5xx, a backend error, an I/O error
+2     USAGE             bad arguments, options or input (invalid JSON, a bad
+                        channel name, a file that cannot be read)
+3     CANNOT_CONNECT    the server (or Redis) could not be reached
+4     REFUSED           the server refused the request (HTTP 4xx, or an error
+                        frame answering a subscribe)
+5     TIMEOUT           the server did not answer in time, or ``--count`` events
+                        did not arrive within ``--timeout``
+130   INTERRUPTED       Ctrl-C stopped an operation before it completed
+====  ================  ==========================================================
+"""
 
 from __future__ import annotations
 
 import enum
 
-__all__ = ["ExitStatus"]
+from ..exceptions import (
+    BackendUnavailable,
+    ConfigurationError,
+    ConnectError,
+    InvalidRequest,
+    ServerError,
+)
+
+__all__ = ["EXIT_STATUS_HELP", "ExitStatus", "status_for"]
 
 
 class ExitStatus(enum.IntEnum):
@@ -13,8 +41,45 @@ class ExitStatus(enum.IntEnum):
     OK = 0
     """Success."""
     ERROR = 1
-    """A runtime error, e.g. the backend is unreachable."""
+    """A runtime error, e.g. a backend error or a 5xx answer."""
     USAGE = 2
-    """Bad arguments or options."""
+    """Bad arguments, options or input."""
+    CANNOT_CONNECT = 3
+    """The server or the backend could not be reached."""
+    REFUSED = 4
+    """The server refused the request (a 4xx, or an error frame)."""
+    TIMEOUT = 5
+    """Nothing (or not enough) came back in time."""
     INTERRUPTED = 130
-    """Stopped by Ctrl-C."""
+    """Ctrl-C stopped an operation before it completed (128 + SIGINT)."""
+
+
+EXIT_STATUS_HELP = (
+    "Exit status: 0 ok, 1 error, 2 usage or bad input, 3 cannot connect, "
+    "4 refused by the server (4xx), 5 timeout, 130 interrupted."
+)
+"""The exit statuses in one line, as shown at the end of every command's ``--help``."""
+
+
+def status_for(exc: BaseException) -> ExitStatus:
+    """The exit status for an error that ended a command.
+
+    The order matters: the most specific classes come first (a
+    :class:`~broadcast_cli.client.http.PublishRefused` is a
+    :class:`~broadcast_cli.exceptions.ServerError`, a 5xx is not a refusal).
+    """
+    if isinstance(exc, KeyboardInterrupt):
+        return ExitStatus.INTERRUPTED
+    from ..client.http import PublishRefused  # here, so that commands that never publish never load httpx
+
+    if isinstance(exc, PublishRefused):
+        return ExitStatus.REFUSED if 400 <= exc.status < 500 else ExitStatus.ERROR
+    if isinstance(exc, ServerError):
+        return ExitStatus.REFUSED
+    if isinstance(exc, (ConnectError, BackendUnavailable)):
+        return ExitStatus.CANNOT_CONNECT
+    if isinstance(exc, TimeoutError):
+        return ExitStatus.TIMEOUT
+    if isinstance(exc, (InvalidRequest, ConfigurationError)):
+        return ExitStatus.USAGE
+    return ExitStatus.ERROR

@@ -1,22 +1,45 @@
-"""Run the server with uvicorn on a socket we bind ourselves.
+"""Run the server with uvicorn on a socket we bind ourselves, in one process or several.
 
 Binding first means ``--port 0`` works (the kernel picks a free port) and the
 real address is known before any client needs it.
+
+With several workers (:func:`run` with ``workers > 1``) the parent binds the
+socket once and forks the workers, each running its own uvicorn server (and
+hub) on the inherited socket, so the kernel spreads connections among them.
+The workers share channels, positions and history through Redis, which is why
+several workers need it. The parent forwards SIGINT and SIGTERM to the workers
+and waits for them; each worker watches the parent, and stops if it dies.
+
+SIGINT and SIGTERM shut a server down gracefully (its WebSocket clients are
+closed with 1012, "service restart", and reconnect elsewhere), and :func:`run`
+then returns normally: a server stopped on purpose has succeeded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import select
+import signal
 import socket
-from collections.abc import Callable
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
+from types import FrameType
 
 import uvicorn
 
+from ..exceptions import BroadcastError, ConfigurationError
 from .app import WEBSOCKET_PATH, create_app, create_hub
 from .config import ServerConfig
 
-__all__ = ["ServerUrls", "bind", "run"]
+__all__ = ["ServerUrls", "bind", "run", "urls_for"]
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""The signals that stop a server gracefully."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +50,8 @@ class ServerUrls:
     websocket: str
     publish: str
     health: str
+    workers: tuple[int, ...] = ()
+    """The process ids of the workers, when there are several."""
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -57,15 +82,40 @@ def urls_for(sock: socket.socket) -> ServerUrls:
     )
 
 
-def run(config: ServerConfig, *, on_ready: Callable[[ServerUrls], None] | None = None) -> None:
-    """Serve until interrupted (SIGINT or SIGTERM); *on_ready* gets the URLs once serving.
+class _Server(uvicorn.Server):
+    """uvicorn's server, minus re-raising the stop signal once it has shut down gracefully.
 
-    Raises :class:`~broadcast_cli.exceptions.BroadcastError` (e.g. Redis is
-    unreachable) or :class:`OSError` (the address is taken) before serving.
+    uvicorn re-raises SIGINT/SIGTERM after a graceful shutdown, so the process
+    dies of the signal (-15, or KeyboardInterrupt). A graceful stop is a
+    success: we only record the signal. A second SIGINT still forces the exit.
     """
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.stopped_by: int | None = None
+        """The signal that stopped the server, if one did."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _on_signal(self, sig: int, frame: FrameType | None) -> None:
+        if self.stopped_by is None:
+            self.stopped_by = sig
+        self.handle_exit(sig, frame)
+
+
+def _uvicorn_server(config: ServerConfig) -> tuple[_Server, Callable[[], Awaitable[None]]]:
+    """The uvicorn server of one process, and the coroutine function that starts its hub."""
     hub = create_hub(config)
-    sock = bind(config.host, config.port)
-    urls = urls_for(sock)
     app = create_app(hub, config=config)
     uv_config = uvicorn.Config(
         app,
@@ -76,19 +126,191 @@ def run(config: ServerConfig, *, on_ready: Callable[[ServerUrls], None] | None =
         lifespan="on",
         access_log=False,
     )
-    server = uvicorn.Server(uv_config)
+    return _Server(uv_config), hub.start
 
-    async def main() -> None:
-        # Connect the backend first, so that an unreachable Redis is one clear error.
-        await hub.start()
-        serving = asyncio.ensure_future(server.serve(sockets=[sock]))
-        while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has no "started" event
-            await asyncio.sleep(0.01)
-        if server.started and on_ready is not None:
+
+async def _serve(
+    server: _Server, start_hub: Callable[[], Awaitable[None]], sock: socket.socket, on_started: Callable[[], None]
+) -> None:
+    # Connect the backend first, so that an unreachable Redis is one clear error.
+    await start_hub()
+    serving = asyncio.ensure_future(server.serve(sockets=[sock]))
+    while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has no "started" event
+        await asyncio.sleep(0.01)
+    if server.started:
+        on_started()
+    await serving
+
+
+def run(
+    config: ServerConfig, *, workers: int = 1, on_ready: Callable[[ServerUrls], None] | None = None
+) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down gracefully and return.
+
+    *on_ready* gets the URLs once serving (once every worker serves). Raises
+    :class:`~broadcast_cli.exceptions.ConfigurationError` for several *workers*
+    without Redis, :class:`~broadcast_cli.exceptions.BroadcastError` (e.g.
+    Redis is unreachable, a worker died) or :class:`OSError` (the address is
+    taken).
+    """
+    if workers < 1:
+        raise ConfigurationError(f"the number of workers must be at least 1, not {workers}")
+    if workers > 1:
+        if config.redis_url is None:
+            raise ConfigurationError(
+                f"{workers} workers need --redis-url: each worker is a process of its own, and they share "
+                "channels and history only through Redis"
+            )
+        _run_workers(config, workers, on_ready)
+        return
+    server, start_hub = _uvicorn_server(config)
+    sock = bind(config.host, config.port)
+    urls = urls_for(sock)
+
+    def started() -> None:
+        if on_ready is not None:
             on_ready(urls)
-        await serving
 
     try:
-        asyncio.run(main())
+        asyncio.run(_serve(server, start_hub, sock, started))
     finally:
         sock.close()
+
+
+# -- several workers -----------------------------------------------------------
+
+
+async def _check_backend(config: ServerConfig) -> None:
+    """Connect to the backend once and disconnect, so that an unreachable Redis is one error, not N."""
+    hub = create_hub(config)
+    await hub.start()
+    await hub.stop()
+
+
+def _worker(config: ServerConfig, sock: socket.socket, ready_fd: int, lifeline_fd: int) -> int:
+    """The body of one worker process; returns its exit status."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    server, start_hub = _uvicorn_server(config)
+
+    def started() -> None:
+        os.write(ready_fd, b"1")
+        os.close(ready_fd)
+        # The parent holds the only write end of the lifeline: EOF means it died.
+        asyncio.get_running_loop().add_reader(lifeline_fd, parent_gone)
+
+    def parent_gone() -> None:
+        asyncio.get_running_loop().remove_reader(lifeline_fd)
+        server.should_exit = True
+
+    try:
+        asyncio.run(_serve(server, start_hub, sock, started))
+    except BroadcastError as exc:
+        print(f"broadcast: worker {os.getpid()}: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    except BaseException as exc:
+        print(f"broadcast: worker {os.getpid()} failed: {exc!r}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+class _Workers:
+    """The parent's view of its workers: start, forward signals, reap."""
+
+    def __init__(self) -> None:
+        self.pids: dict[int, int | None] = {}
+        """Each worker's pid and its exit status once reaped (None while it runs)."""
+        self.stopping = False
+
+    def signal_all(self, sig: int) -> None:
+        for pid, status in self.pids.items():
+            if status is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+
+    def on_signal(self, sig: int, frame: FrameType | None) -> None:
+        self.stopping = True
+        self.signal_all(sig)
+
+    def reap(self, block: bool) -> tuple[int, int] | None:
+        """Reap one worker; return its pid and exit status (negative: killed by that signal)."""
+        try:
+            pid, status = os.waitpid(-1, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            return None
+        if pid == 0 or pid not in self.pids:
+            return None
+        code = os.waitstatus_to_exitcode(status)
+        self.pids[pid] = code
+        return pid, code
+
+    @property
+    def running(self) -> int:
+        return sum(1 for status in self.pids.values() if status is None)
+
+
+def _run_workers(config: ServerConfig, count: int, on_ready: Callable[[ServerUrls], None] | None) -> None:
+    asyncio.run(_check_backend(config))
+    sock = bind(config.host, config.port)
+    urls = urls_for(sock)
+    ready_read, ready_write = os.pipe()
+    lifeline_read, lifeline_write = os.pipe()
+    workers = _Workers()
+    previous = {sig: signal.signal(sig, workers.on_signal) for sig in STOP_SIGNALS}
+    try:
+        for _ in range(count):
+            pid = os.fork()
+            if pid == 0:  # the worker
+                status = 1
+                try:
+                    os.setpgid(0, 0)  # a terminal's Ctrl-C reaches the parent only, which forwards it once
+                    os.close(ready_read)
+                    os.close(lifeline_write)
+                    status = _worker(config, sock, ready_write, lifeline_read)
+                finally:
+                    os._exit(status)
+            workers.pids[pid] = None
+        os.close(ready_write)
+        os.close(lifeline_read)
+        failure = _wait_ready(workers, ready_read, count)
+        if failure is None and not workers.stopping and on_ready is not None:
+            on_ready(ServerUrls(urls.http, urls.websocket, urls.publish, urls.health, tuple(workers.pids)))
+        while workers.running:
+            reaped = workers.reap(block=True)
+            if reaped is not None and not workers.stopping and failure is None:
+                failure = reaped
+                workers.stopping = True
+                workers.signal_all(signal.SIGTERM)
+        if failure is not None:
+            pid, code = failure
+            raise BroadcastError(f"worker {pid} exited with status {code}; the other workers were stopped")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if workers.running:
+            workers.signal_all(signal.SIGKILL)
+            while workers.running and workers.reap(block=True) is not None:
+                pass
+        os.close(ready_read)
+        os.close(lifeline_write)
+        sock.close()
+
+
+def _wait_ready(workers: _Workers, ready_fd: int, count: int) -> tuple[int, int] | None:
+    """Wait until *count* workers said they serve; return the first worker that exited meanwhile."""
+    ready = 0
+    while ready < count and not workers.stopping:
+        readable, _, _ = select.select([ready_fd], [], [], 0.1)
+        if readable:
+            data = os.read(ready_fd, count)
+            ready += len(data)
+            if not data:
+                time.sleep(0.01)  # every worker closed its end: one exited, reap it below
+        reaped = workers.reap(block=False)
+        if reaped is not None:
+            workers.stopping = True
+            workers.signal_all(signal.SIGTERM)
+            return reaped
+    return None

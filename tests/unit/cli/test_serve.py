@@ -1,0 +1,121 @@
+"""``broadcast serve`` under CliRunner: options, environment variables and refusals.
+
+The server itself runs in the integration tests (``tests/integration/test_cli_serve.py``);
+here ``run`` is replaced to capture the configuration the options produce.
+"""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+import broadcast_cli.cli.commands.serve as serve_command
+from broadcast_cli.cli.app import app
+from broadcast_cli.cli.status import ExitStatus
+from broadcast_cli.server.config import ServerConfig
+from broadcast_cli.server.serve import ServerUrls
+
+Captured = list[tuple[ServerConfig, int]]
+
+
+@pytest.fixture
+def captured(monkeypatch: pytest.MonkeyPatch) -> list[tuple[ServerConfig, int]]:
+    calls: list[tuple[ServerConfig, int]] = []
+
+    def run(config: ServerConfig, *, workers: int = 1, on_ready: object = None) -> None:
+        calls.append((config, workers))
+
+    monkeypatch.setattr(serve_command, "run", run)
+    return calls
+
+
+def test_defaults(runner: CliRunner, captured: list[tuple[ServerConfig, int]]) -> None:
+    result = runner.invoke(app, ["serve"])
+    assert result.exit_code == 0, result.output
+    [(config, workers)] = captured
+    assert (config.host, config.port, config.redis_url, config.prefix, config.log_level) == (
+        "127.0.0.1", 8000, None, "broadcast", "info"
+    )
+    assert (config.history.size, config.history.ttl, workers) == (1000, 600.0, 1)
+
+
+def test_options(runner: CliRunner, captured: list[tuple[ServerConfig, int]]) -> None:
+    args = [
+        "serve", "--host", "0.0.0.0", "--port", "9001", "--redis-url", "redis://r:6379/1", "--prefix", "app",
+        "--history-size", "50", "--history-ttl", "30", "--workers", "3", "--log-level", "WARNING",
+    ]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    [(config, workers)] = captured
+    assert (config.host, config.port, config.redis_url, config.prefix, config.log_level) == (
+        "0.0.0.0", 9001, "redis://r:6379/1", "app", "warning"
+    )
+    assert (config.history.size, config.history.ttl, workers) == (50, 30.0, 3)
+
+
+def test_every_option_comes_from_the_environment(runner: CliRunner, captured: list[tuple[ServerConfig, int]]) -> None:
+    env = {
+        "BROADCAST_HOST": "::1",
+        "BROADCAST_PORT": "0",
+        "BROADCAST_REDIS_URL": "redis://r/0",
+        "BROADCAST_PREFIX": "p",
+        "BROADCAST_HISTORY_SIZE": "0",
+        "BROADCAST_HISTORY_TTL": "1000000",
+        "BROADCAST_WORKERS": "2",
+        "BROADCAST_LOG_LEVEL": "debug",
+    }
+    result = runner.invoke(app, ["serve"], env=env)
+    assert result.exit_code == 0, result.output
+    [(config, workers)] = captured
+    assert (config.host, config.port, config.redis_url, config.prefix, config.log_level) == (
+        "::1", 0, "redis://r/0", "p", "debug"
+    )
+    assert (config.history.size, config.history.ttl, workers) == (0, 1_000_000.0, 2)
+    assert config.history.meta_ttl >= config.history.ttl
+
+
+def test_the_help_shows_every_environment_variable_and_an_example(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["serve", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for name in ("HOST", "PORT", "REDIS_URL", "PREFIX", "HISTORY_SIZE", "HISTORY_TTL", "WORKERS", "LOG_LEVEL"):
+        assert f"BROADCAST_{name}" in result.stdout
+    assert "broadcast serve --host 0.0.0.0" in result.stdout and "Exit status" in result.stdout
+
+
+def test_several_workers_need_redis(runner: CliRunner, captured: list[tuple[ServerConfig, int]]) -> None:
+    result = runner.invoke(app, ["serve", "--workers", "4"])
+    assert result.exit_code == ExitStatus.USAGE
+    assert result.stderr == (
+        "broadcast: --workers 4 needs --redis-url: each worker is a process of its own, and workers share "
+        "channels and history only through Redis\n"
+    )
+    assert captured == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--port", "70000"],
+        ["--port", "x"],
+        ["--workers", "0"],
+        ["--history-size", "-1"],
+        ["--history-ttl", "0"],
+        ["--log-level", "loud"],
+    ],
+)
+def test_bad_options_are_usage_errors(runner: CliRunner, captured: Captured, args: list[str]) -> None:
+    result = runner.invoke(app, ["serve", *args])
+    assert result.exit_code == ExitStatus.USAGE, result.output
+    assert captured == []
+
+
+def test_the_announcement(capsys: pytest.CaptureFixture[str]) -> None:
+    urls = ServerUrls("http://h:1", "ws://h:1/ws/broadcast", "http://h:1/publish", "http://h:1/health", (7, 8))
+    serve_command._announce(urls)
+    assert capsys.readouterr().err.splitlines() == [
+        "broadcast: serving on http://h:1",
+        "  WebSocket  ws://h:1/ws/broadcast",
+        "  Publish    POST http://h:1/publish",
+        "  Health     http://h:1/health",
+        "  Workers    2 processes (7, 8)",
+    ]
