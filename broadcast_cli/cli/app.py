@@ -15,6 +15,10 @@ from .commands.publish import EPILOG as PUBLISH_EPILOG
 from .commands.publish import publish
 from .commands.serve import EPILOG as SERVE_EPILOG
 from .commands.serve import serve
+from .commands.subscribe import EPILOG as SUBSCRIBE_EPILOG
+from .commands.subscribe import subscribe
+from .commands.tail import EPILOG as TAIL_EPILOG
+from .commands.tail import tail
 from .errors import exits_on_error
 from .status import EXIT_STATUS_HELP
 
@@ -48,6 +52,8 @@ def _root(
 
 app.command(epilog=SERVE_EPILOG)(exits_on_error(serve))
 app.command(epilog=PUBLISH_EPILOG)(exits_on_error(publish))
+app.command(epilog=SUBSCRIBE_EPILOG)(exits_on_error(subscribe))
+app.command(epilog=TAIL_EPILOG)(exits_on_error(tail))
 
 
 def main() -> None:

@@ -13,21 +13,24 @@ title or hide text.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import re
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
+    from rich.table import Table
     from rich.text import Text
 
     from ..client.http import Receipt
     from ..message import Message
+    from .rates import RateRow
 
 __all__ = [
     "Format",
@@ -53,12 +56,20 @@ class Format(enum.StrEnum):
     JSON = "json"
 
 
-def escape_control(text: str) -> str:
+def _escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def escape_control(text: str, *, keep_newlines: bool = False) -> str:
     """*text* with control, bidi and invisible formatting characters written as ``\\uXXXX``.
 
     The escapes are JSON's, so escaping JSON text keeps it valid JSON.
+    *keep_newlines* leaves line feeds alone (the layout of indented JSON, whose
+    strings never hold a raw one).
     """
-    return _CONTROL_RE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+    if keep_newlines:
+        return "\n".join(_CONTROL_RE.sub(_escape, line) for line in text.split("\n"))
+    return _CONTROL_RE.sub(_escape, text)
 
 
 def compact_json(value: Any) -> str:
@@ -68,7 +79,7 @@ def compact_json(value: Any) -> str:
 
 def pretty_json(value: Any) -> str:
     """*value* as indented JSON, control characters escaped."""
-    return escape_control(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+    return escape_control(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode(), keep_newlines=True)
 
 
 def format_clock(ts_ms: int) -> str:
@@ -239,6 +250,49 @@ class Output:
             self.line(_frame_text(message))
             return
         self.console.print(self.tail_line(message), no_wrap=True, overflow="ellipsis", crop=True)
+
+    # -- tail --stats ---------------------------------------------------------
+
+    def rates_table(self, rows: Sequence[RateRow], total: int) -> Table:
+        """The ``tail --stats`` table: one row per channel, busiest first."""
+        from rich.table import Table
+
+        table = Table(title=f"{total} events, {len(rows)} channels", title_justify="left", expand=False)
+        table.add_column("channel", style="bold cyan", no_wrap=True)
+        table.add_column("msg/s (last 1 s)", justify="right", style="magenta")
+        table.add_column("msg/s (10 s avg)", justify="right")
+        table.add_column("total", justify="right")
+        table.add_column("last event", style="yellow", overflow="ellipsis", no_wrap=True)
+        table.add_column("last seq", justify="right", style="dim")
+        for row in rows:
+            table.add_row(
+                row.channel,
+                str(row.last_second),
+                f"{row.average:.1f}",
+                str(row.total),
+                escape_control(row.last_event),
+                str(row.last_seq),
+            )
+        return table
+
+    @contextlib.contextmanager
+    def rates(self) -> Iterator[Callable[[Sequence[RateRow]], None]]:
+        """A function showing the rates: a live table for a person, one JSON line per update when piped."""
+        if not self.pretty:
+
+            def write(rows: Sequence[RateRow]) -> None:
+                self.line(orjson.dumps({"channels": [row.to_dict() for row in rows]}).decode())
+
+            yield write
+            return
+        from rich.live import Live
+
+        with Live(self.rates_table([], 0), console=self.console, auto_refresh=False, transient=False) as live:
+
+            def update(rows: Sequence[RateRow]) -> None:
+                live.update(self.rates_table(rows, sum(row.total for row in rows)), refresh=True)
+
+            yield update
 
 
 def _isatty(stream: TextIO) -> bool:

@@ -127,7 +127,7 @@ class Subscription:
 
     @property
     def channel(self) -> str:
-        """The subscribed channel."""
+        """The subscribed channel (or pattern)."""
         return self._entry.channel
 
     @property
@@ -593,6 +593,7 @@ class BroadcastClient:
         *,
         since: int | None = None,
         epoch: str | None = None,
+        last: int | None = None,
         on_unrecovered: UnrecoveredHandler | None = None,
     ) -> Subscription:
         """Call *handler(message)* for every event of *channel*; return the :class:`Subscription`.
@@ -600,7 +601,11 @@ class BroadcastClient:
         *handler* may be a coroutine function: it is awaited, and handlers run one
         at a time in the order of the events. With *since* (and *epoch*) the
         server first replays what came after that position, if still in its
-        history. When messages were lost (the server could not recover, or a gap
+        history; with *last* it first replays the last that many messages still
+        in history. A *channel* containing ``*`` is a pattern (``orders.*``,
+        ``*``): *handler* gets the live events of every matching channel (their
+        :attr:`~broadcast_cli.message.Message.channel` says which), and what is
+        published while disconnected is not recovered. When messages were lost (the server could not recover, or a gap
         or epoch change shows in live events), *on_unrecovered(info)* is called
         so that the application refetches the channel's state; delivery then
         continues. The subscription is sent at once if connected, else on
@@ -609,7 +614,9 @@ class BroadcastClient:
         """
         if self._closed:
             raise ClientClosed("the client was disconnected; create a new one")
-        entry, request = self._table.add(channel, handler, since=since, epoch=epoch, on_unrecovered=on_unrecovered)
+        entry, request = self._table.add(
+            channel, handler, since=since, epoch=epoch, last=last, on_unrecovered=on_unrecovered
+        )
         if request is not None:
             self._send(request)
         return Subscription(self, entry)
@@ -621,7 +628,7 @@ class BroadcastClient:
         self._notify()
 
     def subscriptions(self) -> list[str]:
-        """The channels that have at least one handler."""
+        """The channels and patterns that have at least one handler."""
         return self._table.channels()
 
     def __repr__(self) -> str:

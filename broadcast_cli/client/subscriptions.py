@@ -3,16 +3,17 @@
 :class:`SubscriptionTable` is everything :class:`~broadcast_cli.client.BroadcastClient`
 knows about its subscriptions, and every decision it makes about them:
 
-* which handlers listen to which channel, and the last position (``seq``,
-  ``epoch``) seen on each channel;
+* which handlers listen to which channel or pattern (``orders.*``), and the last
+  position (``seq``, ``epoch``) seen on each channel (patterns have none);
 * the requests to send: a ``subscribe`` when a channel gets its first handler,
   an ``unsubscribe`` when it loses its last one, and, on every new connection,
   ONE ``subscribe`` naming every channel with ``since``/``epoch`` set to the last
   position seen, so that nothing still in the server's history is lost;
 * what to do with each frame the server sends: match acks and errors to the
   pending requests by id, update positions from acks, and, for each event, the
-  handlers to call, dropping duplicates and detecting loss (an epoch change or
-  a gap in ``seq``) so that the application can be told to refetch.
+  handlers to call (those of its channel and of every matching pattern),
+  dropping duplicates and detecting loss (an epoch change or a gap in ``seq``)
+  so that the application can be told to refetch.
 
 The I/O loop only connects, sends the frames this table builds, feeds it what
 it reads, and runs the callbacks it returns. Keeping the decisions here makes
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeGuard
@@ -30,8 +32,8 @@ from typing import Any, Literal, TypeGuard
 import orjson
 
 from ..exceptions import InvalidRequest, ProtocolError, ServerError
-from ..message import Message, Position, validate_channel
-from ..protocol import MAX_EPOCH_LENGTH, decode_event
+from ..message import Message, Position, is_pattern, pattern_matcher, validate_channel, validate_pattern
+from ..protocol import MAX_EPOCH_LENGTH, MAX_LAST, decode_event
 
 __all__ = [
     "AckReceived",
@@ -108,12 +110,14 @@ class HandlerEntry:
 
 @dataclass(eq=False, slots=True)
 class ChannelState:
-    """One subscribed channel: its handlers and the last position seen on it.
+    """One subscribed channel (or pattern): its handlers and the last position seen on it.
 
     :attr:`seq` and :attr:`epoch` are the last message seen (or the position
     asked for with ``since``/``epoch`` before any was seen); :attr:`request_id` is
     the id of the ``subscribe`` sent for the channel on the current connection,
-    and :attr:`acked` whether its ack has come.
+    and :attr:`acked` whether its ack has come. :attr:`last` asks the server to
+    replay the channel's last messages, as long as none was seen. A pattern has
+    a :attr:`matcher` and never a position.
     """
 
     name: str
@@ -122,6 +126,13 @@ class ChannelState:
     epoch: str | None = None
     request_id: int | None = None
     acked: bool = False
+    last: int | None = None
+    matcher: re.Pattern[str] | None = None
+
+    @property
+    def is_pattern(self) -> bool:
+        """Whether this is a pattern subscription."""
+        return self.matcher is not None
 
     @property
     def position(self) -> Position | None:
@@ -214,6 +225,15 @@ def _check_position(since: int | None, epoch: str | None) -> None:
             raise InvalidRequest(f'"epoch" must be a string of 1 to {MAX_EPOCH_LENGTH} characters, not {epoch!r}')
 
 
+def _check_last(last: int | None, since: int | None) -> None:
+    if last is None:
+        return
+    if not _is_int(last) or not 0 < last <= MAX_LAST:
+        raise InvalidRequest(f'"last" must be an integer from 1 to {MAX_LAST}, not {last!r}')
+    if since is not None:
+        raise InvalidRequest('"since" and "last" exclude each other')
+
+
 def _ack_position(info: object) -> tuple[Position, bool | None] | None:
     if not isinstance(info, dict):
         return None
@@ -234,6 +254,7 @@ class SubscriptionTable:
 
     def __init__(self) -> None:
         self._channels: dict[str, ChannelState] = {}
+        self._patterns: dict[str, ChannelState] = {}
         self._pending: dict[int, OutgoingRequest] = {}
         self._ids = itertools.count(1)
         self._open = False
@@ -246,7 +267,7 @@ class SubscriptionTable:
         return self._open
 
     def channels(self) -> list[str]:
-        """The subscribed channels, in subscription order."""
+        """The subscribed channels and patterns, in subscription order."""
         return list(self._channels)
 
     def get(self, channel: str) -> ChannelState | None:
@@ -287,7 +308,7 @@ class SubscriptionTable:
         items: list[Any] = []
         for state in states:
             if state.seq is None:
-                items.append(state.name)
+                items.append(state.name if state.last is None else {"channel": state.name, "last": state.last})
             elif state.epoch is None:
                 items.append({"channel": state.name, "since": state.seq})
             else:
@@ -305,19 +326,32 @@ class SubscriptionTable:
         *,
         since: int | None = None,
         epoch: str | None = None,
+        last: int | None = None,
         on_unrecovered: UnrecoveredHandler | None = None,
     ) -> tuple[HandlerEntry, OutgoingRequest | None]:
         """Register *handler* on *channel*; return its entry and the request to send, if any.
 
         The first handler of a channel creates it, starting from ``since``/``epoch``
         when given (the server then replays what came after, if still in
-        history). A further handler joins the channel as it is: its ``since`` is
-        ignored and it is ready at once if the channel is acked.
+        history), or replaying the *last* messages still in history. A further
+        handler joins the channel as it is: its ``since`` and ``last`` are
+        ignored and it is ready at once if the channel is acked. A *channel*
+        containing ``*`` is a pattern (``orders.*``): it gets the live events of
+        every matching channel, without ``since``, ``epoch`` or ``last``.
         Raises :class:`~broadcast_cli.exceptions.InvalidChannel` or
         :class:`~broadcast_cli.exceptions.InvalidRequest` for bad arguments.
         """
-        validate_channel(channel)
+        pattern = is_pattern(channel) if isinstance(channel, str) else False
+        if pattern:
+            validate_pattern(channel)
+            if since is not None or epoch is not None or last is not None:
+                raise InvalidRequest(
+                    f"{channel!r} is a pattern: patterns get live events only (no since, epoch or last)"
+                )
+        else:
+            validate_channel(channel)
         _check_position(since, epoch)
+        _check_last(last, since)
         entry = HandlerEntry(channel, handler, on_unrecovered)
         state = self._channels.get(channel)
         if state is not None:
@@ -326,7 +360,10 @@ class SubscriptionTable:
                 entry.ready = True
                 entry.position = state.position
             return entry, None
-        state = ChannelState(channel, [entry], since, epoch)
+        state = ChannelState(channel, [entry], since, epoch, last=last)
+        if pattern:
+            state.matcher = pattern_matcher(channel)
+            self._patterns[channel] = state
         self._channels[channel] = state
         return entry, self._subscribe([state]) if self._open else None
 
@@ -346,6 +383,7 @@ class SubscriptionTable:
         if state.entries:
             return None
         del self._channels[entry.channel]
+        self._patterns.pop(entry.channel, None)
         if not self._open or state.request_id is None:
             return None
         return self._request("unsubscribe", [state.name], [state.name])
@@ -404,7 +442,9 @@ class SubscriptionTable:
 
         ``recovered: true`` keeps the last position seen (the missed events follow
         the ack); ``false`` or absent moves to the ack's position, and ``false``
-        is reported as :class:`Unrecovered`.
+        is reported as :class:`Unrecovered`. After a ``last`` request nothing is
+        seen yet: the replayed events (up to the ack's position) follow, and the
+        first of them sets the position. Pattern entries have no position.
         """
         request_id = data.get("id")
         request = self._pending.pop(request_id, None) if _is_int(request_id) else None
@@ -429,6 +469,8 @@ class SubscriptionTable:
                 previous = state.position
                 if recovered is True and state.seq is not None:
                     state.epoch = position.epoch  # the replay follows from our own seq
+                elif state.seq is None and state.last is not None:
+                    state.epoch = position.epoch  # the replay of the last messages follows
                 else:
                     state.seq, state.epoch = position.seq, position.epoch
                 if recovered is False:
@@ -455,6 +497,7 @@ class SubscriptionTable:
             if state is None or state.request_id != request.id:
                 continue
             del self._channels[name]
+            self._patterns.pop(name, None)
             for entry in state.entries:
                 entry.active = False
                 entry.ready = False
@@ -467,11 +510,14 @@ class SubscriptionTable:
 
         An event of another epoch than the last seen, or whose ``seq`` is not the
         next one, means messages were lost: it is reported (with the position just
-        before it) and then delivered, and the channel continues from it.
+        before it) and then delivered, and the channel continues from it. Every
+        acked pattern that matches the channel gets it too (patterns keep no
+        position: they see what the server sends).
         """
         state = self._channels.get(message.channel)
+        patterns = self._matching(message.channel) if self._patterns else ()
         if state is None or not state.acked:
-            return EventReceived(message)
+            return EventReceived(message, patterns)
         loss: Unrecovered | None = None
         if state.seq is not None and state.epoch is not None:
             previous = Position(state.seq, state.epoch)
@@ -486,7 +532,14 @@ class SubscriptionTable:
                 info = RecoveryInfo(message.channel, Position(message.seq - 1, message.epoch), reason, previous)
                 loss = Unrecovered(info, self._listeners(state))
         state.seq, state.epoch = message.seq, message.epoch
-        return EventReceived(message, tuple(state.entries), loss)
+        return EventReceived(message, (*state.entries, *patterns), loss)
+
+    def _matching(self, channel: str) -> tuple[HandlerEntry, ...]:
+        entries: list[HandlerEntry] = []
+        for state in self._patterns.values():
+            if state.acked and state.matcher is not None and state.matcher.fullmatch(channel):
+                entries.extend(state.entries)
+        return tuple(entries)
 
     @staticmethod
     def _listeners(state: ChannelState) -> tuple[HandlerEntry, ...]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from broadcast_cli.hub import Hub
 from broadcast_cli.server.app import create_app
 from broadcast_cli.server.config import ServerConfig
 from broadcast_cli.server.serve import bind, urls_for
+from broadcast_cli.server.websocket import WebSocketEndpoint
 from tests.conftest import scaled
 
 
@@ -31,6 +33,7 @@ class ThreadedServer:
     http_url: str
     ws_url: str
     hub: Hub
+    endpoint: WebSocketEndpoint
     loop: asyncio.AbstractEventLoop
 
     def call(self, coroutine: Any) -> Any:
@@ -40,6 +43,57 @@ class ThreadedServer:
     def publish(self, channel: str, event: str, payload: Any = None) -> Any:
         """Publish through the server's hub."""
         return self.call(self.hub.publish(channel, event, payload))
+
+    def subscribers(self, name: str) -> int:
+        """How many connections subscribe to the channel or pattern *name*."""
+
+        async def count() -> int:
+            if "*" in name:
+                return self.hub.patterns().get(name, 0)
+            return self.hub.subscriber_count(name)
+
+        return int(self.call(count()))
+
+    def wait_subscribed(self, name: str, count: int = 1) -> None:
+        """Wait until *count* connections subscribe to *name*."""
+        deadline = time.monotonic() + scaled(15)
+        while self.subscribers(name) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"nobody subscribed to {name!r}")
+            time.sleep(0.005)
+
+    def drop_connections(self) -> None:
+        """Close every WebSocket connection with 1012, as a restarting server does."""
+
+        async def drop() -> None:
+            self.endpoint.close_all(1012, "dropped by the test")
+
+        self.call(drop())
+
+    def in_background(self, action: Callable[[ThreadedServer], None]) -> threading.Thread:
+        """Run *action(server)* in a thread (while a command runs in the test's), re-raising its error on join."""
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                action(self)
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = _Joining(target=run, daemon=True, errors=errors)
+        thread.start()
+        return thread
+
+
+class _Joining(threading.Thread):
+    def __init__(self, *, target: Callable[[], None], daemon: bool, errors: list[BaseException]) -> None:
+        super().__init__(target=target, daemon=daemon)
+        self.errors = errors
+
+    def join(self, timeout: float | None = None) -> None:
+        super().join(scaled(15) if timeout is None else timeout)
+        if self.errors:
+            raise self.errors[0]
 
 
 @contextlib.contextmanager
@@ -65,7 +119,7 @@ def threaded_server(config: ServerConfig | None = None) -> Iterator[ThreadedServ
     if not started.wait(scaled(15)):
         raise RuntimeError("the threaded server did not start")
     try:
-        yield ThreadedServer(urls.http, urls.websocket, app.state.hub, loop)
+        yield ThreadedServer(urls.http, urls.websocket, app.state.hub, app.state.websocket, loop)
     finally:
         server.should_exit = True
         thread.join(scaled(15))

@@ -1,0 +1,114 @@
+"""``broadcast subscribe``: print the events of channels (and patterns) as they come."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Annotated
+
+import typer
+
+from ...client.stream import EventStream
+from ...message import Message
+from ..options import DEFAULT_WS_URL, CountOption, FormatOption, TimeoutOption, WsUrlOption, positive
+from ..output import Format, Output
+from ..status import EXIT_STATUS_HELP, ExitStatus
+
+EPILOG = f"""\
+Examples:
+
+  broadcast subscribe --channel orders
+
+  broadcast subscribe --channel orders --channel 'users.*' | jq .payload
+
+  broadcast subscribe --channel orders --since 41 --epoch 1840b76a
+
+  broadcast subscribe --channel orders --count 3 --timeout 10
+
+Prints each event: as received, one JSON object per line, when piped; pretty on
+a terminal. Reconnects on its own (status on stderr) and recovers what it missed
+(patterns get live events only). Ctrl-C exits 0; --timeout exits 0, or 5 when
+fewer than --count events came.
+
+{EXIT_STATUS_HELP}
+"""
+
+ConnectTimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--connect-timeout",
+        callback=positive,
+        help="Seconds to keep trying to reach the server at start (then exit 3).",
+        envvar="BROADCAST_CONNECT_TIMEOUT",
+    ),
+]
+"""``--connect-timeout``: how long to retry the first connection."""
+
+
+async def follow(
+    stream: EventStream,
+    show: Callable[[Message], None],
+    *,
+    count: int | None,
+    idle: float | None,
+) -> ExitStatus:
+    """Show the events of *stream* until *count* of them, or until none comes for *idle* seconds.
+
+    Ending on *idle* is a success unless *count* events were expected.
+    """
+    received = 0
+    async with stream:
+        while count is None or received < count:
+            try:
+                message = await stream.next(idle)
+            except TimeoutError:
+                return ExitStatus.OK if count is None else ExitStatus.TIMEOUT
+            show(message)
+            received += 1
+    return ExitStatus.OK
+
+
+def subscribe(
+    *,
+    channel: Annotated[
+        list[str],
+        typer.Option(
+            "--channel",
+            "-C",
+            help="A channel to follow, or a pattern (orders.*, *: live events only). Repeat for more.",
+            show_default=False,
+        ),
+    ],
+    since: Annotated[
+        int | None,
+        typer.Option(min=0, help="Replay what came after this seq (one channel), then follow.", show_default=False),
+    ] = None,
+    epoch: Annotated[
+        str | None,
+        typer.Option(help="The epoch of --since's seq (from an event's epoch field).", show_default=False),
+    ] = None,
+    count: CountOption = None,
+    timeout: TimeoutOption = None,
+    url: WsUrlOption = DEFAULT_WS_URL,
+    connect_timeout: ConnectTimeoutOption = 10.0,
+    output_format: FormatOption = Format.AUTO,
+) -> None:
+    """Print the events of channels as they are published."""
+    if epoch is not None and since is None:
+        raise typer.BadParameter("--epoch goes with --since", param_hint="--epoch")
+    output = Output(output_format)
+    stream = EventStream(
+        url,
+        channel,
+        since=since,
+        epoch=epoch,
+        connect_timeout=connect_timeout,
+        on_status=output.status,
+    )
+    try:
+        status = asyncio.run(follow(stream, output.event, count=count, idle=timeout))
+    except KeyboardInterrupt:
+        status = ExitStatus.OK  # Ctrl-C is how a subscription ends
+    if status is ExitStatus.TIMEOUT:
+        output.error(f"no event for {timeout} s: {count} expected")
+    raise typer.Exit(status)

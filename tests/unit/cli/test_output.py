@@ -1,0 +1,98 @@
+"""Formatting without printing, and the Output's choice of pretty or NDJSON."""
+
+from __future__ import annotations
+
+import io
+import sys
+
+import orjson
+import pytest
+
+from broadcast_cli.cli.output import (
+    Format,
+    Output,
+    compact_json,
+    escape_control,
+    format_clock,
+    format_receipts,
+    pretty_json,
+)
+from broadcast_cli.client.http import Receipt
+from broadcast_cli.message import Message
+
+
+class FakeTty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("text", "escaped"),
+    [
+        ("plain text, ünïcode ✓", "plain text, ünïcode ✓"),
+        ("\x1b[31mred", "\\u001b[31mred"),
+        ("a\nb\tc\r", "a\\u000ab\\u0009c\\u000d"),
+        ("\x7f\x9b\u200b\u202e\u2066\ufeff", "\\u007f\\u009b\\u200b\\u202e\\u2066\\ufeff"),
+    ],
+)
+def test_escape_control(text: str, escaped: str) -> None:
+    assert escape_control(text) == escaped
+
+
+def test_escaped_json_stays_valid_json() -> None:
+    value = {"s": "\x1b]0;title\x07\u009b\u202e", "n": [1, None]}
+    assert orjson.loads(compact_json(value)) == value
+    assert orjson.loads(pretty_json(value)) == value
+    assert "\n" not in compact_json(value) and pretty_json(value).count("\n") == 6
+
+
+def test_format_clock_is_local_time_with_milliseconds() -> None:
+    import time
+
+    assert format_clock(1_764_000_000_123) == time.strftime("%H:%M:%S", time.localtime(1_764_000_000)) + ".123"
+
+
+def test_format_receipts() -> None:
+    one = Receipt("orders", 7, "e1", "id", 0)
+    assert format_receipts([one]) == ["published orders seq 7 (epoch e1)"]
+    many = [Receipt("a", 1, "e", "i", 0), Receipt("b", 5, "e", "i", 0), Receipt("a", 2, "e", "i", 0)]
+    assert format_receipts(many) == ["published 3 messages", "  a  seq 1…2  (2 messages)", "  b  seq 5  (1 message)"]
+
+
+def test_auto_is_pretty_on_a_terminal_only() -> None:
+    assert Output(stdout=FakeTty()).pretty
+    assert not Output(stdout=io.StringIO()).pretty
+    assert Output(Format.PRETTY, stdout=io.StringIO()).pretty
+    assert not Output(Format.JSON, stdout=FakeTty()).pretty
+
+
+def test_events_are_printed_as_received_when_not_pretty() -> None:
+    frame = b'{"channel":"c","event":"e","payload":{"b":1,"a":2},"seq":1,"epoch":"x","id":"i","ts":5}'
+    message = Message("c", "e", {"b": 1, "a": 2}, 1, "x", "i", 5, frame=frame)
+    stdout = io.StringIO()
+    Output(stdout=stdout).event(message)
+    assert stdout.getvalue() == frame.decode() + "\n"
+    stdout = io.StringIO()
+    Output(stdout=stdout).event(Message("c", "e", None, 2, "x", "i", 5, origin="me"))  # no frame: encoded
+    assert orjson.loads(stdout.getvalue())["origin"] == "me"
+
+
+def test_errors_and_status_go_to_stderr_as_one_line_each() -> None:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    output = Output(stdout=stdout, stderr=stderr)
+    output.error("bad \x1b[2J thing")
+    output.status("reconnecting")
+    assert stdout.getvalue() == ""
+    assert stderr.getvalue() == "broadcast: bad \\u001b[2J thing\nbroadcast: reconnecting\n"
+
+
+def test_rich_is_not_imported_for_ndjson() -> None:
+    import subprocess
+
+    code = (
+        "import sys, io; from broadcast_cli.cli.output import Output; from broadcast_cli.message import Message;"
+        "Output(stdout=io.StringIO()).event(Message('c','e',1,1,'x','i',5)); Output().error('x');"
+        "assert 'rich' not in sys.modules, 'rich was imported'"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
