@@ -111,8 +111,10 @@ async def _publish(pub: Publisher, output: Output, requests: list[PublishRequest
     async with pub:
         if requests is None:
             await _publish_stream(pub, output, origin)
+        elif output.pretty:
+            output.receipts(await pub.publish_many(requests))  # one summary
         else:
-            await pub.publish_many(requests, on_batch=output.receipts)
+            await pub.publish_many(requests, on_batch=output.receipts)  # receipts as they come
 
 
 def publish(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Annotated
 
 import typer
@@ -30,7 +31,18 @@ reconnect elsewhere) and exits 0.
 {EXIT_STATUS_HELP}
 """
 
-LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+class LogLevel(enum.StrEnum):
+    """uvicorn's log levels."""
+
+    CRITICAL = "critical"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+    DEBUG = "debug"
+    TRACE = "trace"
+
 
 _HISTORY = HistoryOptions()
 
@@ -46,13 +58,6 @@ def _announce(urls: ServerUrls) -> None:
     if urls.workers:
         lines.append(f"  Workers    {len(urls.workers)} processes ({', '.join(map(str, urls.workers))})")
     print("\n".join(lines), file=output.stderr, flush=True)
-
-
-def _log_level(value: str) -> str:
-    level = value.lower()
-    if level not in LOG_LEVELS:
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
-    return level
 
 
 def serve(
@@ -89,11 +94,8 @@ def serve(
         ),
     ] = 1,
     log_level: Annotated[
-        str,
-        typer.Option(
-            help=f"Log level: {', '.join(LOG_LEVELS)}.", envvar="BROADCAST_LOG_LEVEL", callback=_log_level
-        ),
-    ] = "info",
+        LogLevel, typer.Option(help="Log level.", envvar="BROADCAST_LOG_LEVEL", case_sensitive=False)
+    ] = LogLevel.INFO,
 ) -> None:
     """Run the broadcast server: a WebSocket endpoint and an HTTP publish API.
 
@@ -109,7 +111,7 @@ def serve(
     except ConfigurationError as exc:
         raise InputError(str(exc)) from None
     config = ServerConfig(
-        host=host, port=port, redis_url=redis_url, prefix=prefix, history=history, log_level=log_level
+        host=host, port=port, redis_url=redis_url, prefix=prefix, history=history, log_level=log_level.value
     )
     try:
         run(config, workers=workers, on_ready=_announce)

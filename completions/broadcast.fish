@@ -1,0 +1,1 @@
+complete --command broadcast --no-files --arguments "(env _BROADCAST_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) broadcast)" --condition "env _BROADCAST_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) broadcast"
