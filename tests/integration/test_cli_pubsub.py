@@ -141,13 +141,19 @@ def test_tail_n_replays_history_then_follows(
     ]
 
 
-def test_ctrl_c_ends_a_subscription_with_status_0(
-    start_server: Callable[..., ServerProcess], background: Callable[..., subprocess.Popen[str]]
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("command", ["subscribe", "tail"])
+def test_ctrl_c_or_sigterm_ends_a_subscription_with_status_0(
+    start_server: Callable[..., ServerProcess],
+    background: Callable[..., subprocess.Popen[str]],
+    command: str,
+    stop: signal.Signals,
 ) -> None:
     server = start_server()
-    subscriber = background("subscribe", "--channel", "orders", "--url", server.ws_url)
+    names = ["--channel", "orders"] if command == "subscribe" else ["orders"]
+    subscriber = background(command, *names, "--url", server.ws_url)
     wait_subscribed(server, "orders", subscriber)
-    subscriber.send_signal(signal.SIGINT)
+    subscriber.send_signal(stop)
     code, stdout, stderr = finish(subscriber)
     assert (code, stdout) == (0, "")
     assert "Traceback" not in stderr

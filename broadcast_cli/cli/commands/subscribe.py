@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Annotated
+import contextlib
+import signal
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
 import typer
 
@@ -27,7 +29,7 @@ Examples:
 
 Prints each event: as received, one JSON object per line, when piped; pretty on
 a terminal. Reconnects on its own (status on stderr) and recovers what it missed
-(patterns get live events only). Ctrl-C exits 0; --timeout exits 0, or 5 when
+(patterns get live events only). Ctrl-C or SIGTERM exits 0; --timeout exits 0, or 5 when
 fewer than --count events came.
 
 {EXIT_STATUS_HELP}
@@ -68,6 +70,29 @@ async def follow(
     return ExitStatus.OK
 
 
+def run_until_stopped(follower: Coroutine[Any, Any, ExitStatus]) -> ExitStatus:
+    """Run *follower* to its end; Ctrl-C or SIGTERM stop it, as the normal end of a subscription (status 0)."""
+
+    async def main() -> ExitStatus:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        # Not possible outside the main thread, or where there are no signals.
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        try:
+            return await follower
+        except asyncio.CancelledError:
+            return ExitStatus.OK
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:
+        return ExitStatus.OK
+
+
 def subscribe(
     *,
     channel: Annotated[
@@ -105,10 +130,7 @@ def subscribe(
         connect_timeout=connect_timeout,
         on_status=output.status,
     )
-    try:
-        status = asyncio.run(follow(stream, output.event, count=count, idle=timeout))
-    except KeyboardInterrupt:
-        status = ExitStatus.OK  # Ctrl-C is how a subscription ends
+    status = run_until_stopped(follow(stream, output.event, count=count, idle=timeout))
     if status is ExitStatus.TIMEOUT:
         output.error(f"no event for {timeout} s: {count} expected")
     raise typer.Exit(status)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Annotated
 
@@ -15,7 +14,7 @@ from ..options import DEFAULT_WS_URL, CountOption, FormatOption, TimeoutOption, 
 from ..output import Format, Output
 from ..rates import ChannelRates
 from ..status import EXIT_STATUS_HELP, ExitStatus
-from .subscribe import ConnectTimeoutOption, follow
+from .subscribe import ConnectTimeoutOption, follow, run_until_stopped
 
 EPILOG = f"""\
 Examples:
@@ -108,13 +107,10 @@ def tail(
     if lines is not None and not channels:
         output.status("-n replays named channels only; patterns get live events")
     stream = EventStream(url, names, last=lines, connect_timeout=connect_timeout, on_status=output.status)
-    try:
-        if stats:
-            status = asyncio.run(watch_rates(stream, output, count=count, idle=timeout))
-        else:
-            status = asyncio.run(follow(stream, output.tail, count=count, idle=timeout))
-    except KeyboardInterrupt:
-        status = ExitStatus.OK
+    if stats:
+        status = run_until_stopped(watch_rates(stream, output, count=count, idle=timeout))
+    else:
+        status = run_until_stopped(follow(stream, output.tail, count=count, idle=timeout))
     if status is ExitStatus.TIMEOUT:
         output.error(f"no event for {timeout} s: {count} expected")
     raise typer.Exit(status)
