@@ -118,6 +118,7 @@ async def _publish(pub: Publisher, output: Output, requests: list[PublishRequest
 
 
 def publish(
+    ctx: typer.Context,
     *,
     channel: Annotated[
         str | None, typer.Argument(help="The channel, e.g. orders.", show_default=False)
@@ -175,6 +176,9 @@ def publish(
     PAYLOAD is JSON: text, @FILE, or - for stdin. The message goes through the
     server's HTTP API (--url), or straight into Redis (--redis-url).
     """
+    url_source = ctx.get_parameter_source("url")
+    if redis_url is not None and url_source is not None and url_source.name == "COMMANDLINE":
+        raise typer.BadParameter("give --url or --redis-url, not both", param_hint="--redis-url")
     if ndjson:
         if channel is not None or payload is not None or count is not None:
             raise typer.BadParameter("--ndjson reads everything from stdin: give no CHANNEL, EVENT, PAYLOAD or --count")

@@ -24,6 +24,7 @@ from broadcast_cli.server.config import ServerConfig
 from broadcast_cli.server.serve import bind, urls_for
 from broadcast_cli.server.websocket import WebSocketEndpoint
 from tests.conftest import scaled
+from tests.integration.conftest import redis_server, redis_url  # noqa: F401 - fixtures for the --redis-url tests
 
 
 @dataclass

@@ -138,6 +138,7 @@ def test_bad_input_is_one_line_and_exit_status_2(runner: CliRunner, args: list[s
         ["orders", "e", "--count", "0"],
         ["orders", "e", "--timeout", "0"],
         ["orders", "e", "--format", "yaml"],
+        ["orders", "e", "--url", "http://h:1", "--redis-url", "redis://h:2/0"],
     ],
 )
 def test_usage_errors_exit_2(runner: CliRunner, args: list[str]) -> None:
@@ -165,6 +166,14 @@ def test_a_refusal_exits_4_with_the_servers_message(runner: CliRunner, server: T
     assert (result.exit_code, result.stderr) == (
         ExitStatus.REFUSED, "broadcast: the server refused the publish (404 not_found): Not Found\n"
     )
+
+
+@pytest.mark.redis
+def test_redis_url_wins_over_broadcast_url_from_the_environment(runner: CliRunner, redis_url: str) -> None:
+    args = ["publish", "orders", "e", "[1]", "--redis-url", redis_url, "--prefix", "t"]
+    result = runner.invoke(app, args, env={"BROADCAST_URL": f"http://127.0.0.1:{free_port()}"})
+    assert result.exit_code == 0, result.output
+    assert receipts(result.stdout)[0]["seq"] == 1
 
 
 def test_a_bad_url_is_a_usage_error(runner: CliRunner) -> None:
