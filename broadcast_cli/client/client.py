@@ -204,7 +204,9 @@ class BroadcastClient:
     ``ws://host:8000/ws/broadcast``) or a list of them: each reconnect attempt
     moves to the next one. Reconnect delays come from
     :func:`~broadcast_cli.backoff.backoff` with *backoff_initial*, *backoff_max*
-    and *backoff_factor*. *open_timeout* bounds each handshake; a request left
+    and *backoff_factor*. *open_timeout* bounds each opening handshake and
+    *close_timeout* each closing one (a connection whose unread frames fill its
+    buffer cannot read the server's close frame: it is then dropped); a request left
     unanswered for *request_timeout* seconds means the connection is dead: it is
     dropped and reopened. *client_id* identifies this client (a random one is
     made if not given); publishers pass it as ``origin`` to recognize their own
@@ -220,6 +222,7 @@ class BroadcastClient:
         backoff_max: float = 10.0,
         backoff_factor: float = 2.0,
         open_timeout: float = 10.0,
+        close_timeout: float = 2.0,
         request_timeout: float = 10.0,
     ) -> None:
         urls = [url_or_urls] if isinstance(url_or_urls, str) else list(url_or_urls)
@@ -233,8 +236,8 @@ class BroadcastClient:
                 "the backoff needs 0 < backoff_initial <= backoff_max and backoff_factor >= 1, not "
                 f"{backoff_initial}, {backoff_max}, {backoff_factor}"
             )
-        if open_timeout <= 0 or request_timeout <= 0:
-            raise ConfigurationError("open_timeout and request_timeout must be positive")
+        if open_timeout <= 0 or request_timeout <= 0 or close_timeout <= 0:
+            raise ConfigurationError("open_timeout, close_timeout and request_timeout must be positive")
         self.urls: tuple[str, ...] = tuple(urls)
         """The server URLs, tried in turn."""
         self.client_id: str = client_id if client_id is not None else secrets.token_hex(8)
@@ -247,6 +250,7 @@ class BroadcastClient:
         """The last error that ended or prevented a connection."""
         self._backoff = (backoff_initial, backoff_max, backoff_factor)
         self._open_timeout = open_timeout
+        self._close_timeout = close_timeout
         self._request_timeout = request_timeout
         self._reading = False
         self._table = SubscriptionTable()
@@ -424,6 +428,7 @@ class BroadcastClient:
                     url,
                     subprotocols=[Subprotocol(SUBPROTOCOL)],
                     open_timeout=self._open_timeout,
+                    close_timeout=self._close_timeout,
                 )
             except Exception as exc:
                 self.last_error = exc

@@ -28,7 +28,8 @@ from .subscriptions import RecoveryInfo, RecoveryReason
 
 __all__ = ["EventStream"]
 
-_STOPPED = object()
+CLOSE_TIMEOUT = 0.5
+"""Seconds a stream waits for the server's close frame when it stops, before dropping the connection."""
 
 _LOSS = {
     RecoveryReason.NOT_RECOVERED: "they are no longer in the server's history",
@@ -68,7 +69,8 @@ class EventStream:
             raise InvalidRequest("since resumes one channel: name exactly one channel (and no pattern) with it")
         self.names = list(dict.fromkeys(names))
         """The channels and patterns subscribed to."""
-        self.client = client if client is not None else BroadcastClient(url)
+        # A reader that stops reading (Ctrl-C, a closed pipe) must not wait long for a polite close.
+        self.client = client if client is not None else BroadcastClient(url, close_timeout=CLOSE_TIMEOUT)
         """The client doing the work."""
         self._since, self._epoch, self._last = since, epoch, last
         self._connect_timeout = connect_timeout

@@ -161,14 +161,16 @@ def test_ctrl_c_or_sigterm_ends_a_subscription_with_status_0(
 
 def test_a_closed_pipe_ends_a_subscription_quietly(start_server: Callable[..., ServerProcess]) -> None:
     server = start_server()
-    assert broadcast("publish", "orders", "e", "{{count}}", "-c", "50", "-u", server.http_url).returncode == 0
-    # `broadcast tail orders -n 50 | head -1`: the reader goes away after one line.
-    command = " ".join([*COMMAND, "tail", "orders", "-n", "50", "-u", server.ws_url, "-t", "5"])
+    payload = '[{{count}}, "' + "x" * 200 + '"]'
+    assert broadcast("publish", "orders", "e", payload, "-c", "2000", "-u", server.http_url).returncode == 0
+    # `broadcast tail orders -n 2000 | head -1`: the reader goes away after one line, long
+    # before the 500 KB are written (a pipe holds 64 KB): the writer gets EPIPE.
+    command = " ".join([*COMMAND, "tail", "orders", "-n", "2000", "-u", server.ws_url, "-t", "30"])
     result = subprocess.run(
         ["bash", "-o", "pipefail", "-c", f"{command} | head -1"], capture_output=True, text=True, timeout=scaled(60)
     )
     assert (result.returncode, result.stderr) == (0, "")
-    assert lines(result.stdout)[0]["seq"] == 1
+    assert lines(result.stdout)[0]["seq"] == 1001  # history holds the last 1000
 
 
 @pytest.mark.parametrize(

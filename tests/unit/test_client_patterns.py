@@ -159,3 +159,11 @@ def test_patterns_refuse_positions(kwargs: dict[str, Any], exception: type[Excep
 def test_bad_patterns_are_refused() -> None:
     with pytest.raises(InvalidChannel, match="invalid pattern"):
         SubscriptionTable().add("orders *", noop)
+
+
+def test_the_close_timeout_must_be_positive() -> None:
+    from broadcast_cli.client import BroadcastClient
+    from broadcast_cli.exceptions import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="close_timeout"):
+        BroadcastClient("ws://localhost:1/ws/broadcast", close_timeout=0)
