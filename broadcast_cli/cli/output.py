@@ -150,21 +150,18 @@ class Output:
 
     def error(self, message: str) -> None:
         """One line saying what went wrong, on stderr."""
-        line = f"{PROGRAM}: {escape_control(message)}"
-        if self.stderr_tty:
-            from rich.text import Text
-
-            self.err_console.print(Text(line, style="bold red"), soft_wrap=True)
-        else:
-            print(line, file=self.stderr, flush=True)
+        self._stderr_line(message, "bold red")
 
     def status(self, message: str) -> None:
         """A status line (connecting, reconnected…) on stderr."""
+        self._stderr_line(message, "dim")
+
+    def _stderr_line(self, message: str, style: str) -> None:
         line = f"{PROGRAM}: {escape_control(message)}"
         if self.stderr_tty:
             from rich.text import Text
 
-            self.err_console.print(Text(line, style="dim"), soft_wrap=True)
+            self.err_console.print(Text(line, style=style), soft_wrap=True)
         else:
             print(line, file=self.stderr, flush=True)
 
