@@ -16,6 +16,7 @@ not answer in time. httpx's exceptions never escape.
 
 from __future__ import annotations
 
+import abc
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ import orjson
 from ..exceptions import ClientError, ConfigurationError, ConnectError, ServerError
 from ..message import Message, PublishRequest
 
-__all__ = ["MAX_BATCH", "HttpPublisher", "PublishRefused", "Receipt", "RequestTimeout", "publish_url"]
+__all__ = ["MAX_BATCH", "HttpPublisher", "PublishRefused", "Publisher", "Receipt", "RequestTimeout", "publish_url"]
 
 MAX_BATCH = 1000
 """The most messages the server accepts in one ``POST /publish`` (``Limits.max_publish_batch``)."""
@@ -127,7 +128,53 @@ def _refusal(response: httpx.Response) -> PublishRefused:
     return PublishRefused(response.status_code, code, message)
 
 
-class HttpPublisher:
+class Publisher(abc.ABC):
+    """Publishes messages in order, in batches of at most :attr:`max_batch`.
+
+    Subclasses say how one batch is sent (:meth:`_send_batch`) and how
+    connections are released (:meth:`close`). Use it as an async context manager.
+    """
+
+    max_batch: int = MAX_BATCH
+    """The most messages sent in one batch."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections."""
+
+    @abc.abstractmethod
+    async def _send_batch(self, requests: Sequence[PublishRequest]) -> list[Receipt]:
+        """Publish one batch, in order, and return its receipts."""
+
+    async def publish_many(
+        self,
+        requests: Sequence[PublishRequest],
+        *,
+        on_batch: Callable[[list[Receipt]], object] | None = None,
+    ) -> list[Receipt]:
+        """Publish *requests* in order, in batches of at most :attr:`max_batch`; return every receipt.
+
+        *on_batch(receipts)* is called after each batch, so a caller can report
+        progress (and knows what was published if a later batch fails).
+        """
+        receipts: list[Receipt] = []
+        for start in range(0, len(requests), self.max_batch):
+            batch = await self._send_batch(requests[start : start + self.max_batch])
+            receipts.extend(batch)
+            if on_batch is not None:
+                on_batch(batch)
+        return receipts
+
+
+class HttpPublisher(Publisher):
     """Publishes through a server's ``POST /publish``, keeping one HTTP connection open.
 
     *url* is the server's base URL (``http://host:8000``); *timeout* bounds each
@@ -152,14 +199,6 @@ class HttpPublisher:
         """The most messages sent in one request."""
         self._client = httpx.AsyncClient(timeout=timeout, transport=transport)
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
     async def close(self) -> None:
         """Close the HTTP connection."""
         await self._client.aclose()
@@ -177,26 +216,7 @@ class HttpPublisher:
         receipts = await self.publish_many([PublishRequest(channel, event, payload, origin, id)])
         return receipts[0]
 
-    async def publish_many(
-        self,
-        requests: Sequence[PublishRequest],
-        *,
-        on_batch: Callable[[list[Receipt]], object] | None = None,
-    ) -> list[Receipt]:
-        """Publish *requests* in order, in batches of at most :attr:`max_batch`; return every receipt.
-
-        *on_batch(receipts)* is called after each batch, so a caller can report
-        progress (and knows what was published if a later batch fails).
-        """
-        receipts: list[Receipt] = []
-        for start in range(0, len(requests), self.max_batch):
-            batch = await self._post(requests[start : start + self.max_batch])
-            receipts.extend(batch)
-            if on_batch is not None:
-                on_batch(batch)
-        return receipts
-
-    async def _post(self, requests: Sequence[PublishRequest]) -> list[Receipt]:
+    async def _send_batch(self, requests: Sequence[PublishRequest]) -> list[Receipt]:
         body = orjson.dumps([_encode(request) for request in requests])
         try:
             response = await self._client.post(

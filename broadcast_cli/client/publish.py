@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
-from types import TracebackType
-from typing import IO, Any, Protocol, Self
+from collections.abc import AsyncIterator, Sequence
+from typing import IO, Any, Self
 
 import orjson
 
@@ -27,7 +26,7 @@ from ..broadcaster import Broadcaster
 from ..exceptions import InvalidPayload, InvalidRequest
 from ..message import PublishRequest, validate_channel, validate_event
 from ..protocol import MAX_ID_LENGTH, encode_payload, parse_publish
-from .http import MAX_BATCH, HttpPublisher, Receipt
+from .http import MAX_BATCH, HttpPublisher, Publisher, Receipt
 
 __all__ = [
     "COUNT_PLACEHOLDER",
@@ -45,30 +44,7 @@ COUNT_PLACEHOLDER = "{{count}}"
 """Replaced by 1, 2, … N in the channel, event and payload of ``broadcast publish --count N``."""
 
 
-class Publisher(Protocol):
-    """Something that publishes messages in order and returns their receipts."""
-
-    async def publish_many(
-        self,
-        requests: Sequence[PublishRequest],
-        *,
-        on_batch: Callable[[list[Receipt]], object] | None = None,
-    ) -> list[Receipt]:
-        """Publish *requests* in order; call *on_batch* after each batch; return every receipt."""
-        ...
-
-    async def close(self) -> None:
-        """Release connections."""
-        ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
-
-
-class RedisPublisher:
+class RedisPublisher(Publisher):
     """Publishes straight into Redis, as a server on that Redis (and *prefix*) would.
 
     Subscribers of every server sharing the Redis get the messages, with their
@@ -84,30 +60,13 @@ class RedisPublisher:
         await self._broadcaster.hub.start()
         return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
     async def close(self) -> None:
         """Close the Redis connections."""
         await self._broadcaster.close()
 
-    async def publish_many(
-        self,
-        requests: Sequence[PublishRequest],
-        *,
-        on_batch: Callable[[list[Receipt]], object] | None = None,
-    ) -> list[Receipt]:
-        """Publish *requests* in order, in batches of at most :attr:`max_batch`; return every receipt."""
-        receipts: list[Receipt] = []
-        for start in range(0, len(requests), self.max_batch):
-            messages = await self._broadcaster.hub.publish_many(requests[start : start + self.max_batch])
-            batch = [Receipt.from_message(message) for message in messages]
-            receipts.extend(batch)
-            if on_batch is not None:
-                on_batch(batch)
-        return receipts
+    async def _send_batch(self, requests: Sequence[PublishRequest]) -> list[Receipt]:
+        messages = await self._broadcaster.hub.publish_many(requests)
+        return [Receipt.from_message(message) for message in messages]
 
 
 def publisher(
