@@ -353,29 +353,45 @@ class Hub(BackendListener):
             raise
         return state
 
-    def _release(self, state: _Channel) -> None:
-        state.refs -= 1
-        if state.refs == 0:
-            if state.active:
-                self._spawn(self._deactivate(state))
-            elif self._channels.get(state.name) is state and not state.lock.locked() and not state.unsubscribing:
-                del self._channels[state.name]
+    def _release(self, entry: _Channel | _Pattern) -> None:
+        """Give back a place on a channel or pattern; the last one out unsubscribes the backend."""
+        entry.refs -= 1
+        if entry.refs == 0:
+            if entry.active:
+                self._spawn(self._deactivate(entry))
+            elif not entry.lock.locked() and not entry.unsubscribing:
+                self._drop(entry)
 
-    async def _deactivate(self, state: _Channel) -> None:
-        """Unsubscribe the backend from an idle channel (or one whose activation failed)."""
+    async def _deactivate(self, entry: _Channel | _Pattern) -> None:
+        """Unsubscribe the backend from an idle channel or pattern (or one whose activation failed)."""
         try:
-            async with state.lock:
-                if state.refs or not (state.active or state.unsubscribing):
+            async with entry.lock:
+                if entry.refs or not (entry.active or entry.unsubscribing):
                     return
-                state.active = False
+                entry.active = False
                 try:
-                    await self.backend.unsubscribe(state.name)
+                    if isinstance(entry, _Pattern):
+                        await self.backend.punsubscribe(entry.name)
+                    else:
+                        await self.backend.unsubscribe(entry.name)
                 except BackendError as exc:
-                    logger.warning("cannot unsubscribe channel %r in the backend: %s", state.name, exc)
+                    logger.warning("cannot unsubscribe %r in the backend: %s", entry.name, exc)
         finally:
-            state.unsubscribing = False
-            if state.refs == 0 and not state.active and self._channels.get(state.name) is state:
-                del self._channels[state.name]
+            entry.unsubscribing = False
+            if entry.refs == 0 and not entry.active:
+                self._drop(entry)
+
+    def _drop(self, entry: _Channel | _Pattern) -> None:
+        """Forget a channel or pattern that nobody uses any more."""
+        if isinstance(entry, _Pattern):
+            if self._patterns.get(entry.name) is entry:
+                del self._patterns[entry.name]
+                self._pattern_version += 1
+            if not self._patterns:
+                for name in list(self._pattern_channels):
+                    self._forget_pattern_channel(name)
+        elif self._channels.get(entry.name) is entry:
+            del self._channels[entry.name]
 
     async def subscribe(
         self,
@@ -513,44 +529,13 @@ class Hub(BackendListener):
                             await self.backend.psubscribe(name)
                         except BaseException:
                             pattern.unsubscribing = True
-                            self._spawn(self._deactivate_pattern(pattern))
+                            self._spawn(self._deactivate(pattern))
                             raise
                         pattern.active = True
         except BaseException:
-            self._release_pattern(pattern)
+            self._release(pattern)
             raise
         return pattern
-
-    def _release_pattern(self, pattern: _Pattern) -> None:
-        pattern.refs -= 1
-        if pattern.refs == 0:
-            if pattern.active:
-                self._spawn(self._deactivate_pattern(pattern))
-            elif not pattern.lock.locked() and not pattern.unsubscribing:
-                self._drop_pattern(pattern)
-
-    async def _deactivate_pattern(self, pattern: _Pattern) -> None:
-        try:
-            async with pattern.lock:
-                if pattern.refs or not (pattern.active or pattern.unsubscribing):
-                    return
-                pattern.active = False
-                try:
-                    await self.backend.punsubscribe(pattern.name)
-                except BackendError as exc:
-                    logger.warning("cannot unsubscribe pattern %r in the backend: %s", pattern.name, exc)
-        finally:
-            pattern.unsubscribing = False
-            if pattern.refs == 0 and not pattern.active:
-                self._drop_pattern(pattern)
-
-    def _drop_pattern(self, pattern: _Pattern) -> None:
-        if self._patterns.get(pattern.name) is pattern:
-            del self._patterns[pattern.name]
-            self._pattern_version += 1
-        if not self._patterns:
-            for name in list(self._pattern_channels):
-                self._forget_pattern_channel(name)
 
     def _detach(self, sink: Sink, channel: str) -> None:
         current = self._subscriptions.get(sink)
@@ -563,7 +548,7 @@ class Hub(BackendListener):
             pattern = self._patterns.get(channel)
             if pattern is not None and entry in pattern.sinks:
                 del pattern.sinks[entry]
-                self._release_pattern(pattern)
+                self._release(pattern)
             return
         state = self._channels.get(channel)
         if state is not None and entry in state.sinks:
