@@ -137,6 +137,9 @@ class Message:
     origin: str | None = None
     frame: bytes = field(default=b"", repr=False)
     _text: str | None = field(default=None, repr=False)
+    websocket_frame: bytes | None = field(default=None, repr=False)
+    """:attr:`frame` as a server's WebSocket text frame, cached by the first server that framed it
+    (:func:`broadcast_cli.server.framing.event_frame`): one framing per message, not per subscriber."""
 
     @property
     def position(self) -> Position:
