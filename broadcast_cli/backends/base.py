@@ -61,6 +61,14 @@ class Backend(abc.ABC):
         """Whether other instances share this backend (and need cross-instance fan-out)."""
         return False
 
+    @property
+    def connected(self) -> bool:
+        """Whether the backend's connection for messages of other instances is up, as far as it knows.
+
+        Answered without I/O (for metrics); :meth:`ping` asks the backend itself.
+        """
+        return True
+
     async def connect(self, listener: BackendListener) -> None:
         """Connect, and send messages published on subscribed channels to *listener*."""
         self.listener = listener
@@ -90,7 +98,12 @@ class Backend(abc.ABC):
         """Stop receiving *channel*'s messages."""
 
     async def psubscribe(self, pattern: str) -> None:  # noqa: B027 - in-process backends need nothing
-        """Start receiving the messages of every channel matching *pattern* (``*`` = any run)."""
+        """Start receiving the messages of every channel matching *pattern* (``*`` = any run).
+
+        A backend that cannot carry patterns (Redis with sharded pub/sub) raises
+        :class:`~broadcast_cli.exceptions.InvalidRequest` with the code
+        ``patterns_unavailable``.
+        """
 
     async def punsubscribe(self, pattern: str) -> None:  # noqa: B027 - in-process backends need nothing
         """Stop receiving the messages of channels matching *pattern*."""

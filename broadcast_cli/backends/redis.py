@@ -1,12 +1,21 @@
-"""The Redis backend (``redis://host:port/db``): many instances, one order per channel.
+"""The Redis backend: many instances, one order per channel.
 
-Each publish runs one Redis function (``broadcast_publish``, see
-``redis_functions.lua`` beside this file) that assigns the channel's next
-``seq``, appends the event frame to the channel's history stream and publishes
-it on the channel's pub/sub channel, atomically. Every instance therefore sees
-one order, and any instance can recover a subscriber from the shared history.
-An instance subscribes in Redis only to the channels that have local
-subscribers.
+The URL chooses the topology (see :mod:`broadcast_cli.backends.redis_url`): a
+single Redis (``redis://host:port/db``), the master a Redis Sentinel names
+(``redis+sentinel://host:26379/service``), or a Redis Cluster
+(``redis+cluster://host:port,host:port``).
+
+Each publish runs one Redis function (``broadcast_publish``, or
+``broadcast_spublish`` with sharded pub/sub; see ``redis_functions.lua`` beside
+this file) that assigns the channel's next ``seq``, appends the event frame to
+the channel's history stream and publishes it on the channel's pub/sub channel,
+atomically. Every instance therefore sees one order, and any instance can
+recover a subscriber from the shared history. An instance subscribes in Redis
+only to the channels that have local subscribers.
+
+A channel's keys and pub/sub channel share a hash tag, so in a cluster they
+live on one node: the function runs there and, with sharded pub/sub
+(``SPUBLISH``), only that node carries the message.
 
 Redis pub/sub drops what is published while a connection is down; the hub
 notices the hole in ``seq`` (or is told the subscription was restored) and
@@ -17,25 +26,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
-from collections import deque
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.backoff import NoBackoff
+from redis.exceptions import ClusterDownError, RedisClusterException, RedisError, ResponseError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..backoff import backoff
-from ..exceptions import BackendError, BackendUnavailable, ConfigurationError, ProtocolError
+from ..exceptions import BackendError, BackendUnavailable, ConfigurationError, InvalidRequest, ProtocolError
 from ..history import HistoryOptions, HistorySlice
 from ..message import Message, Position, PublishRequest
 from ..protocol import decode_event, new_message_id
 from .base import Backend, BackendListener
+from .redis_cluster import ClusterSubscriptions
+from .redis_pubsub import SingleSubscriptions, Subscriptions, connected_pubsub
+from .redis_url import RedisTarget, Topology, parse_redis_url
 
 __all__ = ["DEFAULT_PREFIX", "RedisBackend", "redis_keys"]
 
@@ -44,10 +58,17 @@ logger = logging.getLogger(__name__)
 DEFAULT_PREFIX = "broadcast"
 """The default prefix of every Redis key and pub/sub channel name."""
 
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+_UNAVAILABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    ClusterDownError,  # a cluster without a quorum, or a slot without a node
+    TryAgainError,  # a slot in the middle of a migration
+    RedisClusterException,  # e.g. a slot no node serves, as far as the client knows
+)
 
-_CONFIRM_TIMEOUT = 10.0
-"""How long to wait for Redis to confirm a SUBSCRIBE or UNSUBSCRIBE."""
+_POOL_ONLY = ("max_connections", "timeout")
+"""Options of a connection pool, not of a connection."""
 
 
 def redis_keys(prefix: str, channel: str) -> tuple[str, str, str]:
@@ -60,19 +81,18 @@ def _library() -> str:
     return resources.files(__package__).joinpath("redis_functions.lua").read_text(encoding="utf-8")
 
 
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+class _BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
+    """The Sentinel master's connections, where a caller beyond ``max_connections`` waits for a free one."""
 
 
 class RedisBackend(Backend):
     """Positions and history in Redis; cross-instance fan-out over Redis pub/sub.
 
     *prefix* namespaces every key, so that several deployments can share one
-    Redis. Extra keyword arguments go to :meth:`redis.asyncio.Redis.from_url`.
+    Redis. *sharded* (Redis >= 7) carries messages over sharded pub/sub, which
+    a Redis Cluster always does; ``None`` leaves it to the URL's ``sharded``
+    option. Extra keyword arguments are connection options for redis-py
+    (``socket_timeout``, ``max_connections``, …).
     """
 
     def __init__(
@@ -81,27 +101,28 @@ class RedisBackend(Backend):
         *,
         prefix: str = DEFAULT_PREFIX,
         options: HistoryOptions | None = None,
+        sharded: bool | None = None,
         **redis_options: Any,
     ) -> None:
         super().__init__(options)
-        if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
-            raise ConfigurationError(f"not a Redis URL: {_redact(url)!r} (expected redis://host:port/db)")
+        self.target: RedisTarget = parse_redis_url(url, sharded=sharded)
+        """The topology, servers and options the URL names."""
         if not prefix or "{" in prefix or "}" in prefix:
             raise ConfigurationError(f"invalid Redis key prefix {prefix!r}: it must be non-empty, without braces")
-        self.url = _redact(url)
+        self.url = self.target.url
         self.prefix = prefix
-        self._url = url
         redis_options.setdefault("socket_connect_timeout", 5.0)
         redis_options.setdefault("socket_timeout", 10.0)
         redis_options.setdefault("max_connections", 64)
         redis_options.setdefault("timeout", 10.0)
         self._redis_options = redis_options
-        self._redis: aioredis.Redis | None = None
-        self._pubsub: Any = None
-        self._listen_task: asyncio.Task[None] | None = None
-        self._has_subscriptions = asyncio.Event()
-        self._pending: dict[bytes, deque[tuple[str, asyncio.Future[None]]]] = {}
+        self._redis: Any = None
+        self._clients: list[Any] = []
+        self._sentinel: Sentinel | None = None
+        self._subscriptions: Subscriptions | None = None
+        self._gate: asyncio.Semaphore | None = None
         self._names: dict[bytes, str] = {}
+        self._publish_function = "broadcast_spublish" if self.target.sharded else "broadcast_publish"
         ttl = self.options.ttl
         self._limits = (str(self.options.size), str(math.ceil(ttl)), str(math.ceil(self.options.meta_ttl)))
 
@@ -110,56 +131,142 @@ class RedisBackend(Backend):
         return True
 
     @property
-    def client(self) -> aioredis.Redis:
-        """The redis-py client, once connected."""
+    def topology(self) -> Topology:
+        """``single``, ``sentinel`` or ``cluster``."""
+        return self.target.topology
+
+    @property
+    def sharded(self) -> bool:
+        """Whether messages travel over sharded pub/sub (``SSUBSCRIBE``/``SPUBLISH``)."""
+        return self.target.sharded
+
+    @property
+    def connected(self) -> bool:
+        return self._redis is not None and self._subscriptions is not None and self._subscriptions.connected
+
+    @property
+    def client(self) -> aioredis.Redis | RedisCluster:
+        """The redis-py client for commands, once connected."""
         if self._redis is None:
             raise BackendError("the Redis backend is not connected: call connect() first")
-        return self._redis
+        client: aioredis.Redis | RedisCluster = self._redis
+        return client
+
+    # -- connecting ------------------------------------------------------------
+
+    def _options(self) -> dict[str, Any]:
+        """Connection options: ours and the caller's, then the URL's."""
+        return {**self._redis_options, **self.target.options}
+
+    @staticmethod
+    def _pubsub_options(options: dict[str, Any]) -> dict[str, Any]:
+        """Options of a pub/sub connection: no retries nor health checks of redis-py's own.
+
+        The reader must see a broken connection (to restore the subscriptions
+        itself), and nothing but the reader may read from the connection.
+        """
+        return {
+            **{name: value for name, value in options.items() if name not in _POOL_ONLY},
+            "retry": Retry(NoBackoff(), 0),
+            "health_check_interval": 0,
+        }
 
     async def connect(self, listener: BackendListener) -> None:
         await super().connect(listener)
         # A backend may be connected again after disconnect(), possibly on another loop.
-        self._has_subscriptions = asyncio.Event()
-        self._pending.clear()
         self._names.clear()
-        # Publishers beyond max_connections wait for a free connection rather than fail.
-        pool = aioredis.BlockingConnectionPool.from_url(self._url, **self._redis_options)
-        self._redis = aioredis.Redis.from_pool(pool)
         try:
-            await self._load_functions()
+            await self._open()
         except BaseException:
-            await self._redis.aclose()
-            self._redis = None
+            await self._close()
             raise
-        self._pubsub = self._redis.pubsub()
-        self._listen_task = asyncio.get_running_loop().create_task(self._listen(), name="broadcast-redis-listener")
+
+    async def _open(self) -> None:
+        target = self.target
+        if target.topology == "cluster":
+            options = self._options()
+            max_connections = options.pop("max_connections")
+            options.pop("timeout", None)
+            cluster = RedisCluster(
+                startup_nodes=[ClusterNode(host, port) for host, port in target.hosts],
+                max_connections=max_connections,
+                **options,
+            )
+            self._redis = cluster
+            # Callers beyond max_connections wait rather than fail, as with one Redis.
+            self._gate = asyncio.Semaphore(max_connections)
+            try:
+                await cluster.initialize()
+            except _UNAVAILABLE as exc:
+                raise BackendUnavailable(f"Redis Cluster at {self.url} is unreachable: {exc}") from exc
+            await self._load_functions()
+            self._subscriptions = ClusterSubscriptions(
+                cluster, self._pubsub_options(options), on_frame=self._on_frame, on_restored=self._on_restored
+            )
+        else:
+            if target.topology == "sentinel":
+                assert target.service is not None
+                options = self._options()
+                sentinel_options = {
+                    "socket_connect_timeout": options["socket_connect_timeout"],
+                    "socket_timeout": options["socket_timeout"],
+                    # A sentinel that does not answer is skipped at once for the next one.
+                    "retry": Retry(NoBackoff(), 0),
+                    **target.sentinel_options,
+                }
+                self._sentinel = Sentinel(target.hosts, sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
+                self._redis = self._sentinel.master_for(
+                    target.service, connection_pool_class=_BlockingSentinelPool, **options
+                )
+                pubsub_client = self._sentinel.master_for(target.service, **self._pubsub_options(options))
+            else:
+                assert target.client_url is not None
+                # Publishers beyond max_connections wait for a free connection rather than fail.
+                pool = aioredis.BlockingConnectionPool.from_url(target.client_url, **self._redis_options)
+                self._redis = aioredis.Redis.from_pool(pool)
+                pubsub_client = aioredis.Redis.from_url(
+                    target.client_url, **self._pubsub_options(dict(self._redis_options))
+                )
+            self._clients.append(pubsub_client)
+            await self._load_functions()
+            self._subscriptions = SingleSubscriptions(
+                functools.partial(connected_pubsub, pubsub_client),
+                sharded=target.sharded,
+                name=self.url,
+                on_frame=self._on_frame,
+                on_restored=self._on_restored,
+            )
+        await self._subscriptions.start()
 
     async def disconnect(self) -> None:
-        if self._listen_task is not None:
-            self._listen_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listen_task
-            self._listen_task = None
-        for waiters in self._pending.values():
-            for _, future in waiters:
-                future.cancel()
-        self._pending.clear()
-        if self._pubsub is not None:
+        await self._close()
+
+    async def _close(self) -> None:
+        subscriptions, self._subscriptions = self._subscriptions, None
+        if subscriptions is not None:
+            await subscriptions.close()
+        clients, self._clients = [*self._clients, self._redis], []
+        self._redis = None
+        self._gate = None
+        for client in clients:
+            if client is not None:
+                with contextlib.suppress(RedisError, RedisClusterException, OSError):
+                    await client.aclose()
+        sentinel, self._sentinel = self._sentinel, None
+        if sentinel is not None:
             with contextlib.suppress(RedisError, OSError):
-                await self._pubsub.aclose()
-            self._pubsub = None
-        if self._redis is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await self._redis.aclose()
-            self._redis = None
+                await sentinel.aclose()
 
     async def ping(self) -> None:
         try:
             await self.client.ping()
         except _UNAVAILABLE as exc:
             raise BackendUnavailable(f"Redis at {self.url} is unreachable: {exc}") from exc
+        except RedisError as exc:
+            raise BackendUnavailable(f"Redis at {self.url} cannot answer: {exc}") from exc
 
     async def _load_functions(self) -> None:
+        """Load broadcast-cli's functions (into every primary of a cluster)."""
         try:
             await self.client.function_load(_library(), replace=True)
         except _UNAVAILABLE as exc:
@@ -169,11 +276,27 @@ class RedisBackend(Backend):
                 f"cannot load broadcast-cli's functions into Redis at {self.url} (Redis >= 7 is required): {exc}"
             ) from exc
 
-    async def _fcall(self, function: str, *args: Any) -> Any:
+    # -- commands --------------------------------------------------------------
+
+    def _route(self, key: str) -> dict[str, Any]:
+        """Keyword arguments sending a command about *key* to the node that serves it (in a cluster)."""
+        if self._gate is None:
+            return {}
+        # Saying where spares redis-py a COMMAND GETKEYS round trip per FCALL.
+        return {"target_nodes": self._redis.get_node_from_key(key)}
+
+    async def _execute(self, *args: Any, key: str) -> Any:
+        if self._gate is None:
+            return await self.client.execute_command(*args)
+        route = self._route(key)
+        async with self._gate:
+            return await self.client.execute_command(*args, **route)
+
+    async def _fcall(self, function: str, *args: Any, key: str) -> Any:
         """Call a broadcast-cli function, loading the library again if Redis lost it."""
         for attempt in (1, 2):
             try:
-                return await self.client.fcall(function, *args)
+                return await self._execute("FCALL", function, *args, key=key)
             except _UNAVAILABLE as exc:
                 raise BackendUnavailable(f"Redis at {self.url} is unreachable: {exc}") from exc
             except ResponseError as exc:
@@ -188,7 +311,6 @@ class RedisBackend(Backend):
     def _publish_args(self, request: PublishRequest, payload_json: bytes) -> tuple[Any, ...]:
         meta, stream, _ = redis_keys(self.prefix, request.channel)
         return (
-            "broadcast_publish",
             2,
             meta,
             stream,
@@ -201,7 +323,7 @@ class RedisBackend(Backend):
         )
 
     @staticmethod
-    def _message(request: PublishRequest, reply: Sequence[Any]) -> Message:
+    def _message(request: PublishRequest, args: Sequence[Any], reply: Sequence[Any]) -> Message:
         seq, epoch, ts, frame = reply
         return Message(
             channel=request.channel,
@@ -209,7 +331,7 @@ class RedisBackend(Backend):
             payload=request.payload,
             seq=int(seq),
             epoch=epoch.decode() if isinstance(epoch, bytes) else str(epoch),
-            id="",
+            id=args[7],
             ts=int(ts),
             origin=request.origin,
             frame=frame,
@@ -217,45 +339,61 @@ class RedisBackend(Backend):
 
     async def publish(self, request: PublishRequest, payload_json: bytes) -> Message:
         args = self._publish_args(request, payload_json)
-        reply = await self._fcall(*args)
-        message = self._message(request, reply)
-        message.id = args[8]
-        return message
+        reply = await self._fcall(self._publish_function, *args, key=args[1])
+        return self._message(request, args, reply)
 
     async def publish_many(self, requests: Sequence[tuple[PublishRequest, bytes]]) -> list[Message]:
         if len(requests) == 1:
             return [await self.publish(*requests[0])]
         calls = [self._publish_args(request, payload) for request, payload in requests]
+        replies: list[Any] = [None] * len(calls)
+        pending = list(range(len(calls)))
         for attempt in (1, 2):
-            pipe = self.client.pipeline(transaction=False)
-            for args in calls:
-                pipe.fcall(*args)
             try:
-                replies = await pipe.execute(raise_on_error=False)
+                results = await self._pipeline([calls[index] for index in pending])
             except _UNAVAILABLE as exc:
                 raise BackendUnavailable(f"Redis at {self.url} is unreachable: {exc}") from exc
             except RedisError as exc:
                 raise BackendError(f"Redis failed a publish batch: {exc}") from exc
-            errors = [reply for reply in replies if isinstance(reply, Exception)]
+            errors: list[tuple[int, Exception]] = []
+            for index, result in zip(pending, results, strict=True):
+                if isinstance(result, Exception):
+                    errors.append((index, result))
+                else:
+                    replies[index] = result
             if not errors:
                 break
-            lost_library = all("function not found" in str(e).lower() for e in errors)
-            if attempt == 1 and lost_library and len(errors) == len(replies):
+            for _, error in errors:
+                if isinstance(error, _UNAVAILABLE):
+                    raise BackendUnavailable(f"Redis at {self.url} is unreachable: {error}")
+            if attempt == 1 and all("function not found" in str(error).lower() for _, error in errors):
+                # Redis (or a cluster node) lost the library: those publishes did not happen; the others did.
                 await self._load_functions()
+                pending = [index for index, _ in errors]
                 continue
-            raise BackendError(f"Redis refused a publish in a batch: {errors[0]}")
-        messages = []
-        for (request, _), args, reply in zip(requests, calls, replies, strict=True):
-            message = self._message(request, reply)
-            message.id = args[8]
-            messages.append(message)
-        return messages
+            raise BackendError(f"Redis refused a publish in a batch: {errors[0][1]}")
+        return [
+            self._message(request, args, reply)
+            for (request, _), args, reply in zip(requests, calls, replies, strict=True)
+        ]
+
+    async def _pipeline(self, calls: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Run one publish per call in a pipeline (per node, in a cluster); errors are returned, not raised."""
+        pipe = self.client.pipeline(transaction=False)
+        for args in calls:
+            pipe.execute_command("FCALL", self._publish_function, *args, **self._route(args[1]))
+        if self._gate is None:
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+            return results
+        async with self._gate:
+            results = await pipe.execute(raise_on_error=False)
+            return results
 
     async def history(self, channel: str, since: int | None) -> HistorySlice:
         meta, stream, _ = redis_keys(self.prefix, channel)
         size, ttl, meta_ttl = self._limits
         reply = await self._fcall(
-            "broadcast_history", 2, meta, stream, channel, -1 if since is None else since, size, ttl, meta_ttl
+            "broadcast_history", 2, meta, stream, channel, -1 if since is None else since, size, ttl, meta_ttl, key=meta
         )
         position = Position(int(reply[0]), reply[1].decode())
         try:
@@ -266,115 +404,51 @@ class RedisBackend(Backend):
 
     # -- pub/sub ---------------------------------------------------------------
 
-    def _wait(self, kind: str, name: bytes) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.setdefault(name, deque()).append((kind, future))
-        return future
+    def _subs(self) -> Subscriptions:
+        if self._subscriptions is None:
+            raise BackendError("the Redis backend is not connected: call connect() first")
+        return self._subscriptions
 
     async def subscribe(self, channel: str) -> None:
         _, _, name = redis_keys(self.prefix, channel)
         key = name.encode()
         self._names[key] = channel
-        await self._confirmed_call("subscribe", key)
-
-    async def psubscribe(self, pattern: str) -> None:
-        # Channel names hold no Redis glob character but *, so the pattern passes through.
-        _, _, name = redis_keys(self.prefix, pattern)
-        await self._confirmed_call("psubscribe", name.encode())
-
-    async def punsubscribe(self, pattern: str) -> None:
-        _, _, name = redis_keys(self.prefix, pattern)
-        await self._confirmed_call("punsubscribe", name.encode())
-
-    async def _confirmed_call(self, kind: str, key: bytes) -> None:
-        """Send SUBSCRIBE-like *kind* for *key* and wait for Redis to confirm it."""
-        future = self._wait(kind, key)
-        try:
-            await getattr(self._pubsub, kind)(key)
-            self._has_subscriptions.set()
-            if kind in ("subscribe", "psubscribe"):
-                self._has_subscriptions.set()
-            # If the connection drops meanwhile, redis-py may (un)subscribe again on
-            # reconnect and the confirmation never comes: don't wait forever.
-            await asyncio.wait_for(future, _CONFIRM_TIMEOUT)
-        except (TimeoutError, *_UNAVAILABLE) as exc:
-            reason = exc or "no confirmation"
-            raise BackendUnavailable(f"Redis at {self.url} did not {kind} {key!r}: {reason}") from exc
-        except RedisError as exc:
-            raise BackendError(f"Redis refused {kind.upper()} {key!r}: {exc}") from exc
-        finally:
-            self._forget(key, future)
+        await self._subs().subscribe(key)
 
     async def unsubscribe(self, channel: str) -> None:
         _, _, name = redis_keys(self.prefix, channel)
-        await self._confirmed_call("unsubscribe", name.encode())
+        key = name.encode()
+        self._names.pop(key, None)
+        await self._subs().unsubscribe(key)
 
-    def _forget(self, key: bytes, future: asyncio.Future[None]) -> None:
-        waiters = self._pending.get(key)
-        if waiters is None:
+    async def psubscribe(self, pattern: str) -> None:
+        if self.target.sharded:
+            raise InvalidRequest(
+                f"pattern subscriptions such as {pattern!r} are not available with sharded Redis pub/sub "
+                "(Redis Cluster, or sharded=true), where a message reaches only the subscribers of its own "
+                "channel: subscribe to channels by name",
+                code="patterns_unavailable",
+            )
+        # Channel names hold no Redis glob character but *, so the pattern passes through.
+        _, _, name = redis_keys(self.prefix, pattern)
+        await self._subs().psubscribe(name.encode())
+
+    async def punsubscribe(self, pattern: str) -> None:
+        if self.target.sharded:
+            return  # never subscribed
+        _, _, name = redis_keys(self.prefix, pattern)
+        await self._subs().punsubscribe(name.encode())
+
+    def _on_frame(self, data: bytes, key: bytes) -> None:
+        try:
+            message = decode_event(data)
+        except ProtocolError as exc:
+            logger.error("ignored a malformed frame on Redis channel %r: %s", key, exc)
             return
-        for entry in list(waiters):
-            if entry[1] is future:
-                waiters.remove(entry)
-        if not waiters:
-            del self._pending[key]
-
-    def _confirmed(self, kind: str, key: bytes) -> bool:
-        """Resolve the oldest waiter for a (un)subscribe confirmation; False if none waited."""
-        waiters = self._pending.get(key)
-        while waiters:
-            waiting_kind, future = waiters[0]
-            if waiting_kind != kind:
-                return False
-            waiters.popleft()
-            if not future.done():
-                future.set_result(None)
-                return True
-        return False
-
-    async def _listen(self) -> None:
-        """Read the pub/sub connection forever, reconnecting with backoff."""
-        delays = backoff(0.05, 2.0)
-        pubsub = self._pubsub
-        await self._has_subscriptions.wait()
-        while True:
-            try:
-                reply = await pubsub.get_message(timeout=None)
-            except _UNAVAILABLE as exc:
-                delay = next(delays)
-                logger.warning("lost the Redis pub/sub connection (%s); retrying in %.2f s", exc, delay)
-                await asyncio.sleep(delay)
-                continue
-            except RedisError as exc:
-                logger.error("unexpected Redis pub/sub error: %s", exc)
-                await asyncio.sleep(next(delays))
-                continue
-            if reply is None:
-                continue
-            delays = backoff(0.05, 2.0)
-            try:
-                self._dispatch(reply)
-            except Exception:  # a bug must not end the listener
-                logger.exception("error while handling a Redis pub/sub message")
-
-    def _dispatch(self, reply: dict[str, Any]) -> None:
-        kind = reply["type"]
-        key = reply["channel"]
-        if isinstance(kind, bytes):
-            kind = kind.decode()
-        if kind in ("message", "pmessage"):
-            try:
-                message = decode_event(reply["data"])
-            except ProtocolError as exc:
-                logger.error("ignored a malformed frame on Redis channel %r: %s", key, exc)
-                return
-            assert self.listener is not None
+        if self.listener is not None:
             self.listener.on_message(message)
-        elif kind == "subscribe":
-            if not self._confirmed("subscribe", key):
-                # Not asked for: redis-py restored the subscription after a reconnect.
-                channel = self._names.get(key)
-                if channel is not None and self.listener is not None:
-                    self.listener.on_resubscribed([channel])
-        elif kind in ("unsubscribe", "psubscribe", "punsubscribe"):
-            self._confirmed(kind, key)
+
+    def _on_restored(self, key: bytes) -> None:
+        channel = self._names.get(key)
+        if channel is not None and self.listener is not None:
+            self.listener.on_resubscribed([channel])

@@ -13,10 +13,14 @@ channel's keys and pub/sub channel live on one Redis Cluster shard):
     P:{C}         pub/sub channel that carries each event frame
 
 broadcast_publish 2 P:{C}:meta P:{C}:stream C EVENT PAYLOAD [ORIGIN [ID [SIZE [TTL [META_TTL]]]]]
-    Assigns the next seq, appends to history and publishes, atomically.
-    PAYLOAD is JSON text. ORIGIN and ID may be empty strings. SIZE (messages),
-    TTL and META_TTL (seconds) default to 1000, 600 and 604800.
+    Assigns the next seq, appends to history and publishes (PUBLISH P:{C}),
+    atomically. PAYLOAD is JSON text. ORIGIN and ID may be empty strings. SIZE
+    (messages), TTL and META_TTL (seconds) default to 1000, 600 and 604800.
     Returns {seq, epoch, ts, frame}.
+
+broadcast_spublish (same arguments)
+    The same, but publishes over sharded pub/sub (SPUBLISH P:{C}), for servers
+    that use it: on a Redis Cluster, or with sharded=true in their Redis URL.
 
 broadcast_history 2 P:{C}:meta P:{C}:stream C SINCE [LIMIT [TTL [META_TTL]]]
     Returns {seq, epoch, frame...}: the channel's position and, unless SINCE is
@@ -67,47 +71,50 @@ local function arg_number(value, default, name)
   return math.floor(n)
 end
 
-local function publish(keys, args)
-  local channel, event, payload = args[1], args[2], args[3]
-  local err, prefix = check_keys(keys, channel)
-  if err then return redis.error_reply(err) end
-  if type(event) ~= 'string' or #event < 1 or #event > MAX_EVENT_BYTES then
-    return redis.error_reply('an event name must be 1 to ' .. MAX_EVENT_BYTES .. ' bytes')
-  end
-  if type(payload) ~= 'string' or not pcall(cjson.decode, payload) then
-    return redis.error_reply('the payload must be JSON text')
-  end
-  local origin = args[4] or ''
-  local id = args[5] or ''
-  local size = arg_number(args[6], 1000, 'SIZE')
-  local ttl = arg_number(args[7], 600, 'TTL')
-  local meta_ttl = arg_number(args[8], 604800, 'META_TTL')
-  if ttl < 1 then ttl = 1 end
-  if meta_ttl < ttl then meta_ttl = ttl end
+-- The function that publishes with COMMAND: PUBLISH, or SPUBLISH for sharded pub/sub.
+local function publisher(command)
+  return function(keys, args)
+    local channel, event, payload = args[1], args[2], args[3]
+    local err, prefix = check_keys(keys, channel)
+    if err then return redis.error_reply(err) end
+    if type(event) ~= 'string' or #event < 1 or #event > MAX_EVENT_BYTES then
+      return redis.error_reply('an event name must be 1 to ' .. MAX_EVENT_BYTES .. ' bytes')
+    end
+    if type(payload) ~= 'string' or not pcall(cjson.decode, payload) then
+      return redis.error_reply('the payload must be JSON text')
+    end
+    local origin = args[4] or ''
+    local id = args[5] or ''
+    local size = arg_number(args[6], 1000, 'SIZE')
+    local ttl = arg_number(args[7], 600, 'TTL')
+    local meta_ttl = arg_number(args[8], 604800, 'META_TTL')
+    if ttl < 1 then ttl = 1 end
+    if meta_ttl < ttl then meta_ttl = ttl end
 
-  local meta, stream = keys[1], keys[2]
-  local sec, usec = now()
-  local ts = sec * 1000 + math.floor(usec / 1000)
-  local epoch = epoch_of(meta, stream, sec, usec, meta_ttl)
-  local seq = redis.call('HINCRBY', meta, 's', 1)
-  if id == '' then id = channel .. ':' .. epoch .. ':' .. seq end
+    local meta, stream = keys[1], keys[2]
+    local sec, usec = now()
+    local ts = sec * 1000 + math.floor(usec / 1000)
+    local epoch = epoch_of(meta, stream, sec, usec, meta_ttl)
+    local seq = redis.call('HINCRBY', meta, 's', 1)
+    if id == '' then id = channel .. ':' .. epoch .. ':' .. seq end
 
-  local frame = '{"channel":' .. cjson.encode(channel)
-    .. ',"event":' .. cjson.encode(event)
-    .. ',"payload":' .. payload
-    .. ',"seq":' .. seq
-    .. ',"epoch":"' .. epoch .. '"'
-    .. ',"id":' .. cjson.encode(id)
-    .. ',"ts":' .. string.format('%d', ts)
-  if origin ~= '' then frame = frame .. ',"origin":' .. cjson.encode(origin) end
-  frame = frame .. '}'
+    local frame = '{"channel":' .. cjson.encode(channel)
+      .. ',"event":' .. cjson.encode(event)
+      .. ',"payload":' .. payload
+      .. ',"seq":' .. seq
+      .. ',"epoch":"' .. epoch .. '"'
+      .. ',"id":' .. cjson.encode(id)
+      .. ',"ts":' .. string.format('%d', ts)
+    if origin ~= '' then frame = frame .. ',"origin":' .. cjson.encode(origin) end
+    frame = frame .. '}'
 
-  if size > 0 then
-    redis.call('XADD', stream, 'MAXLEN', size, seq .. '-0', 'f', frame, 't', string.format('%d', ts))
-    redis.call('EXPIRE', stream, ttl)
+    if size > 0 then
+      redis.call('XADD', stream, 'MAXLEN', size, seq .. '-0', 'f', frame, 't', string.format('%d', ts))
+      redis.call('EXPIRE', stream, ttl)
+    end
+    redis.call(command, prefix .. ':{' .. channel .. '}', frame)
+    return {seq, epoch, ts, frame}
   end
-  redis.call('PUBLISH', prefix .. ':{' .. channel .. '}', frame)
-  return {seq, epoch, ts, frame}
 end
 
 local function history(keys, args)
@@ -141,5 +148,6 @@ local function history(keys, args)
   return out
 end
 
-redis.register_function('broadcast_publish', publish)
+redis.register_function('broadcast_publish', publisher('PUBLISH'))
+redis.register_function('broadcast_spublish', publisher('SPUBLISH'))
 redis.register_function('broadcast_history', history)
