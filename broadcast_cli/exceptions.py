@@ -11,6 +11,9 @@ The tree::
     │   └── ProtocolError — a WebSocket frame that is not a valid v1 request
     ├── BackendError — the backend (e.g. Redis) failed or is unreachable
     │   └── BackendUnavailable — the backend cannot be reached right now
+    ├── AuthenticationError — a token or API key is missing, malformed or wrongly signed
+    │   └── TokenExpired — a connection token is past its ``exp``
+    ├── PermissionDenied — the credentials do not grant this channel or action
     └── ClientError — raised by the Python client
         ├── ConnectError — the server could not be reached or refused the handshake
         ├── ServerError — the server answered a request with an error frame
@@ -23,6 +26,7 @@ it broke, in a message that reads as a sentence.
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationError",
     "BackendError",
     "BackendUnavailable",
     "BroadcastError",
@@ -34,8 +38,10 @@ __all__ = [
     "InvalidEvent",
     "InvalidPayload",
     "InvalidRequest",
+    "PermissionDenied",
     "ProtocolError",
     "ServerError",
+    "TokenExpired",
 ]
 
 
@@ -98,6 +104,18 @@ class BackendUnavailable(BackendError):
     reached it was not carried out; if the connection broke mid-call it may have
     been: retry with the same message ``id`` so that subscribers can spot a repeat.
     """
+
+
+class AuthenticationError(BroadcastError):
+    """Credentials (a connection token or an API key) are missing, malformed or wrongly signed."""
+
+
+class TokenExpired(AuthenticationError):
+    """A connection token is past its ``exp``: fetch a new one and reconnect."""
+
+
+class PermissionDenied(BroadcastError):
+    """The credentials are valid but do not grant this channel or action."""
 
 
 class ClientError(BroadcastError):

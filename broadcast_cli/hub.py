@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .backends.base import Backend, BackendListener
@@ -39,7 +40,7 @@ from .message import (
 from .protocol import SubscribeItem, SubscribeResult, encode_payload
 from .sequencer import Sequencer
 
-__all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "ChannelInfo", "Hub", "Sink"]
+__all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "ChannelInfo", "Hub", "HubStats", "Sink"]
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +131,29 @@ class _Pattern:
         self.lock = asyncio.Lock()
 
 
+@dataclass(slots=True)
+class HubStats:
+    """What a hub has done since it was made: the numbers behind the server's metrics.
+
+    Plain counters, cheap enough for the fan-out path; read them at any time.
+    """
+
+    published: int = 0
+    """Messages published through this hub (on this instance)."""
+    received: int = 0
+    """Messages handed to local fan-out, from this instance or any other."""
+    delivered: int = 0
+    """Frames handed to local subscribers (one per message per subscriber)."""
+    recovered: int = 0
+    """Subscriptions with ``since`` that recovered every missed message."""
+    not_recovered: int = 0
+    """Subscriptions with ``since`` that could not (``recovered: false``)."""
+    catch_ups: int = 0
+    """History reads that filled a gap left by the backend (e.g. a lost Redis connection)."""
+    fanout_observer: Callable[[float], None] | None = field(default=None, repr=False)
+    """Called with the seconds each local fan-out took (for a latency histogram)."""
+
+
 class Hub(BackendListener):
     """Local subscriptions and fan-out over a :class:`~broadcast_cli.backends.base.Backend`.
 
@@ -150,6 +174,8 @@ class Hub(BackendListener):
         self._tasks: set[asyncio.Task[None]] = set()
         self._started = False
         self._start_lock: asyncio.Lock | None = None
+        self.stats = HubStats()
+        """Counters of what this hub has done."""
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -215,6 +241,7 @@ class Hub(BackendListener):
         request, payload_json = self._prepare(PublishRequest(channel, event, payload, origin, id))
         await self.start()
         message = await self.backend.publish(request, payload_json)
+        self.stats.published += 1
         self.on_message(message)
         return message
 
@@ -223,6 +250,7 @@ class Hub(BackendListener):
         prepared = [self._prepare(request) for request in requests]
         await self.start()
         messages = await self.backend.publish_many(prepared)
+        self.stats.published += len(messages)
         for message in messages:
             self.on_message(message)
         return messages
@@ -253,25 +281,33 @@ class Hub(BackendListener):
                 self._spawn(self._catch_up(state, always=True))
 
     def _fanout(self, state: _Channel, messages: Sequence[Message]) -> None:
+        stats = self.stats
+        started = time.perf_counter() if stats.fanout_observer is not None else 0.0
         sinks = state.sinks
         patterns = self._patterns_of(state) if self._patterns else ()
+        count = len(messages) * len(sinks)
         if not patterns:
             for message in messages:
                 for sink in sinks:
                     sink.deliver(message)
-            return
-        subscriptions = self._subscriptions
-        name = state.name
-        for message in messages:
-            for sink in sinks:
-                sink.deliver(message)
-            delivered: set[Sink] = set()
-            for pattern in patterns:
-                for sink in pattern.sinks:
-                    # Once per sink, even if it has the channel or several matching patterns.
-                    if sink not in delivered and name not in subscriptions.get(sink, ()):
-                        delivered.add(sink)
-                        sink.deliver(message)
+        else:
+            subscriptions = self._subscriptions
+            name = state.name
+            for message in messages:
+                for sink in sinks:
+                    sink.deliver(message)
+                delivered: set[Sink] = set()
+                for pattern in patterns:
+                    for sink in pattern.sinks:
+                        # Once per sink, even if it has the channel or several matching patterns.
+                        if sink not in delivered and name not in subscriptions.get(sink, ()):
+                            delivered.add(sink)
+                            sink.deliver(message)
+                count += len(delivered)
+        stats.received += len(messages)
+        stats.delivered += count
+        if stats.fanout_observer is not None:
+            stats.fanout_observer(time.perf_counter() - started)
 
     def _patterns_of(self, state: _Channel) -> list[_Pattern]:
         if state.pattern_version != self._pattern_version:
@@ -310,6 +346,7 @@ class Hub(BackendListener):
                 always = False
                 after = gap[0] if gap is not None else position.seq
                 history = await self.backend.history(state.name, after)
+                self.stats.catch_ups += 1
                 if history.position.epoch != position.epoch:
                     # The channel started over: everything of the new epoch is missing.
                     history = await self.backend.history(state.name, 0)
@@ -443,6 +480,11 @@ class Hub(BackendListener):
                 recovery = await self._recover(state, item)
                 attached[-1] = (state, buffer, recovery)
                 results[item.channel] = SubscribeResult(recovery.position, recovery.recovered)
+                if recovery.recovered is not None:
+                    if recovery.recovered:
+                        self.stats.recovered += 1
+                    else:
+                        self.stats.not_recovered += 1
         except BaseException:
             for state, _, _ in attached:
                 self._detach(sink, state.name)

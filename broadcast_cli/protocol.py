@@ -5,6 +5,8 @@ Clients send requests::
 
     {"subscribe": ["orders", {"channel": "users", "since": 41, "epoch": "e1"}], "id": 1}
     {"unsubscribe": ["orders"], "id": 2}
+    {"auth": {"token": "eyJ…"}, "id": 3}
+    {"publish": {"channel": "chat", "event": "said", "payload": {...}}, "id": 4}
 
 The server sends events (one per published message), and, for requests that
 carry an ``id``, an ack or an error::
@@ -43,9 +45,12 @@ __all__ = [
     "MAX_EPOCH_LENGTH",
     "MAX_ID_LENGTH",
     "MAX_LAST",
+    "MAX_TOKEN_LENGTH",
     "PROTOCOL_VERSION",
     "SUBPROTOCOL",
+    "Auth",
     "CloseCode",
+    "Publish",
     "Request",
     "Subscribe",
     "SubscribeItem",
@@ -56,6 +61,7 @@ __all__ = [
     "encode_error",
     "encode_event",
     "encode_payload",
+    "encode_publish_ack",
     "new_message_id",
     "parse_publish",
     "parse_request",
@@ -77,6 +83,9 @@ MAX_EPOCH_LENGTH = 64
 
 MAX_LAST = 10_000
 """The most messages a subscribe item may ask to replay with ``last``."""
+
+MAX_TOKEN_LENGTH = 8192
+"""The longest connection token accepted."""
 
 
 class CloseCode(enum.IntEnum):
@@ -101,10 +110,16 @@ class CloseCode(enum.IntEnum):
     """The server is shutting down or restarting; reconnect (elsewhere) and recover."""
     TRY_AGAIN_LATER = 1013
     """The server is overloaded; reconnect later."""
+    TOKEN_EXPIRED = 4001
+    """The connection token expired: reconnect with a fresh token, and recover."""
     SLOW_CONSUMER = 4008
     """The client did not read fast enough and its send buffer overflowed; reconnect and recover."""
     BAD_REQUEST = 4500
     """The client sent a request that cannot be answered with an error frame."""
+    UNAUTHORIZED = 4501
+    """The connection token is missing where required, malformed, forged or wrongly signed."""
+    FORBIDDEN_ORIGIN = 4503
+    """The handshake's Origin is not in the server's allowlist."""
 
 
 def should_reconnect(code: int) -> bool:
@@ -159,7 +174,26 @@ class Unsubscribe:
     id: str | int | None = None
 
 
-Request = Subscribe | Unsubscribe
+@dataclass(frozen=True, slots=True)
+class Auth:
+    """An ``auth`` request: the connection token, when it did not come with the handshake (``?token=``)."""
+
+    token: str
+    id: str | int | None = None
+
+    def __repr__(self) -> str:  # never show the token
+        return f"Auth(token=<{len(self.token)} characters>, id={self.id!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """A ``publish`` request over the WebSocket (only for connections whose token grants it)."""
+
+    request: PublishRequest
+    id: str | int | None = None
+
+
+Request = Subscribe | Unsubscribe | Auth | Publish
 """A parsed client request."""
 
 
@@ -178,7 +212,7 @@ class SubscribeResult:
     """A pattern subscription: no position, live messages only."""
 
 
-_VERBS = ("subscribe", "unsubscribe")
+_VERBS = ("subscribe", "unsubscribe", "auth", "publish")
 
 
 def _request_id(data: Mapping[str, Any]) -> str | int | None:
@@ -270,8 +304,19 @@ def parse_request(frame: str | bytes, *, max_channels: int = 1024) -> Request:
             request_id=request_id,
         )
     if len(verbs) > 1:
-        raise ProtocolError("a request must have exactly one of subscribe, unsubscribe", request_id=request_id)
+        raise ProtocolError(f"a request must have exactly one of {', '.join(_VERBS)}", request_id=request_id)
     verb = verbs[0]
+    if verb == "auth":
+        return _auth(data["auth"], request_id)
+    if verb == "publish":
+        try:
+            return Publish(parse_publish(data["publish"]), request_id)
+        except ProtocolError as exc:
+            exc.request_id = request_id
+            raise
+        except (InvalidChannel, InvalidPayload) as exc:
+            exc.request_id = request_id
+            raise
     items = data[verb]
     if not isinstance(items, list):
         raise ProtocolError(f'"{verb}" must be a list of channels', request_id=request_id)
@@ -289,6 +334,15 @@ def parse_request(frame: str | bytes, *, max_channels: int = 1024) -> Request:
         return Subscribe(tuple(parsed.values()), request_id)
     channels = dict.fromkeys(_channel(value, request_id) for value in items)
     return Unsubscribe(tuple(channels), request_id)
+
+
+def _auth(value: object, request_id: str | int | None) -> Auth:
+    if not isinstance(value, dict) or set(value) != {"token"}:
+        raise ProtocolError('"auth" must be an object {"token": "…"}', request_id=request_id)
+    token = value["token"]
+    if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_LENGTH:
+        raise ProtocolError(f'"token" must be a string of 1 to {MAX_TOKEN_LENGTH} characters', request_id=request_id)
+    return Auth(token, request_id)
 
 
 def parse_publish(data: object) -> PublishRequest:
@@ -395,6 +449,18 @@ def encode_ack(request_id: str | int | None, results: Mapping[str, SubscribeResu
             channels[channel] = entry
         data["channels"] = channels
     return orjson.dumps(data)
+
+
+def encode_publish_ack(request_id: str | int, message: Message) -> bytes:
+    """The ack of a ``publish`` request: the message's position, as ``POST /publish`` answers."""
+    receipt = {
+        "channel": message.channel,
+        "seq": message.seq,
+        "epoch": message.epoch,
+        "id": message.id,
+        "ts": message.ts,
+    }
+    return orjson.dumps({"type": "ack", "id": request_id, "publish": receipt})
 
 
 def encode_error(code: str, message: str, request_id: object = None) -> bytes:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+
+import httpx
 
 TIMEOUT_SCALE = float(os.environ.get("BROADCAST_TEST_TIMEOUT_SCALE", "1"))
 """Multiplies every wait in the tests; raise it on a slow machine."""
@@ -31,3 +35,53 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what:
 async def wait_for(awaitable: Awaitable[object], timeout: float = 10.0) -> object:
     """Await *awaitable* with a scaled timeout."""
     return await asyncio.wait_for(awaitable, scaled(timeout))
+
+
+class Delivery:
+    """The ``seq`` numbers one client received on one channel, checked for exactly-once, in-order delivery."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.seqs: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def append(self, seq: int) -> None:
+        """Record a received ``seq``."""
+        self.seqs.append(seq)
+
+    def check(self, expected: Sequence[int]) -> None:
+        """Fail unless exactly *expected* was received, each once, in order; say what went wrong."""
+        if self.seqs == list(expected):
+            return
+        counts = Counter(self.seqs)
+        missing = sorted(set(expected) - counts.keys())
+        duplicated = sorted(seq for seq, n in counts.items() if n > 1)
+        reordered = sum(1 for a, b in itertools.pairwise(self.seqs) if b < a)
+        raise AssertionError(
+            f"{self.name}: received {len(self.seqs)} of {len(expected)}: {len(missing)} lost {missing[:10]}, "
+            f"{len(duplicated)} duplicated {duplicated[:10]}, {reordered} reordered"
+        )
+
+
+async def publish_paced(
+    http: httpx.AsyncClient, channel: str, numbers: Iterable[int], rate: float
+) -> list[int]:
+    """Publish one message per number (payload ``{"n": number}``) at *rate* messages per second.
+
+    Falls behind, never ahead, when the server is slower. Returns the numbers
+    whose publish was acknowledged with a 2xx; anything else fails.
+    """
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    acknowledged = []
+    for index, number in enumerate(numbers):
+        due = start + index / rate
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)  # pacing, not synchronisation
+        response = await http.post("/publish", json={"channel": channel, "event": "e", "payload": {"n": number}})
+        response.raise_for_status()
+        acknowledged.append(number)
+    return acknowledged

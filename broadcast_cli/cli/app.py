@@ -11,6 +11,8 @@ from typing import Annotated
 import typer
 
 from .. import __version__
+from .commands.bench import EPILOG as BENCH_EPILOG
+from .commands.bench import bench
 from .commands.publish import EPILOG as PUBLISH_EPILOG
 from .commands.publish import publish
 from .commands.serve import EPILOG as SERVE_EPILOG
@@ -19,6 +21,8 @@ from .commands.subscribe import EPILOG as SUBSCRIBE_EPILOG
 from .commands.subscribe import subscribe
 from .commands.tail import EPILOG as TAIL_EPILOG
 from .commands.tail import tail
+from .commands.token import EPILOG as TOKEN_EPILOG
+from .commands.token import token
 from .errors import exits_on_error
 from .status import EXIT_STATUS_HELP
 
@@ -54,6 +58,8 @@ app.command(epilog=SERVE_EPILOG)(exits_on_error(serve))
 app.command(epilog=PUBLISH_EPILOG)(exits_on_error(publish))
 app.command(epilog=SUBSCRIBE_EPILOG)(exits_on_error(subscribe))
 app.command(epilog=TAIL_EPILOG)(exits_on_error(tail))
+app.command(epilog=BENCH_EPILOG)(exits_on_error(bench))
+app.command(epilog=TOKEN_EPILOG)(exits_on_error(token))
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ __all__ = [
     "PrefixOption",
     "TimeoutOption",
     "WsUrlOption",
+    "parse_duration",
     "positive",
 ]
 
@@ -29,6 +30,23 @@ DEFAULT_HTTP_URL = "http://127.0.0.1:8000"
 
 DEFAULT_WS_URL = "ws://127.0.0.1:8000/ws/broadcast"
 """Where ``broadcast serve`` serves its WebSocket endpoint by default."""
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in *text*: a number of seconds, or a number with a unit — ``90s``, ``30m``, ``1h``, ``7d``."""
+    text = text.strip().lower()
+    unit = _UNITS.get(text[-1:]) if text else None
+    number = text[:-1] if unit is not None else text
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a duration: write 3600, 90s, 30m, 1h or 7d") from None
+    if seconds <= 0:
+        raise typer.BadParameter(f"a duration must be more than 0, not {text!r}")
+    return seconds
+
 
 def positive(value: float | None) -> float | None:
     """A callback refusing a number of seconds that is not above 0."""

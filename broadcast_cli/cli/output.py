@@ -18,7 +18,7 @@ import enum
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
+    from ..bench.report import Report
+    from ..bench.runner import Progress as BenchProgress
     from ..client.http import Receipt
     from ..message import Message
     from .rates import RateRow
@@ -37,6 +39,7 @@ __all__ = [
     "Output",
     "compact_json",
     "escape_control",
+    "format_bench_rows",
     "format_clock",
     "format_receipts",
     "pretty_json",
@@ -123,6 +126,8 @@ class Output:
         self.stderr_tty = _isatty(self.stderr)
         self.pretty = format is Format.PRETTY or (format is Format.AUTO and self.stdout_tty)
         """Whether data is shown for a person rather than as NDJSON."""
+        self.json = format is Format.JSON
+        """Whether JSON was asked for explicitly."""
         self._console: Console | None = None
         self._err_console: Console | None = None
 
@@ -194,6 +199,19 @@ class Output:
 
         for text in format_receipts(receipts):
             self.show(Text(text, style="green"))
+
+    def token(self, token: str, claims: Mapping[str, Any]) -> None:
+        """A minted token: the token alone on stdout (for ``$(broadcast token …)``), or JSON with its claims.
+
+        JSON is for ``--format json``; for a person, the claims go to stderr.
+        """
+        if self.json:
+            self.line(orjson.dumps({"token": token, **claims}).decode())
+            return
+        self.line(token)
+        if self.stderr_tty:
+            granted = ", ".join(claims.get("channels") or []) or "nothing"
+            self.status(f"token for {claims['sub']}: reads {granted}; valid until {claims['exp']} (Unix time)")
 
     def event(self, message: Message) -> None:
         """One event as ``broadcast subscribe`` shows it: the frame as received, or a block for a person."""
@@ -290,6 +308,142 @@ class Output:
                 live.update(self.rates_table(rows, sum(row.total for row in rows)), refresh=True)
 
             yield update
+
+    # -- bench ----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def bench_progress(self) -> Iterator[Callable[[BenchProgress], None]]:
+        """A function showing a bench run's progress: a bar on stderr when it is a terminal, else nothing."""
+        if not self.stderr_tty:
+            yield lambda progress: None
+            return
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+        bar = Progress(
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TimeElapsedColumn(),
+            console=self.err_console,
+            transient=True,
+        )
+        with bar:
+            task = bar.add_task("starting", total=None, counts="")
+
+            def update(progress: BenchProgress) -> None:
+                expected = f"/{progress.expected:,}" if progress.expected is not None else ""
+                counts = f"{progress.delivered:,}{expected} deliveries, {progress.published:,} published"
+                bar.update(
+                    task,
+                    description=str(progress.phase),
+                    completed=progress.delivered,
+                    total=progress.expected,
+                    counts=counts,
+                )
+
+            yield update
+
+    def bench_table(self, report: Report) -> Table:
+        """A bench report for a person: one row per figure."""
+        from rich.table import Table
+
+        config = report.config
+        title = (
+            f"broadcast bench: {config.subscribers:,} subscribers on {config.channels} channel"
+            f"{'s' if config.channels > 1 else ''}, {report.published:,} messages of {config.payload_size} B"
+        )
+        table = Table(title=title, title_justify="left", show_header=False, expand=False)
+        table.add_column("figure", style="bold cyan", no_wrap=True)
+        table.add_column("value")
+        for name, value, style in format_bench_rows(report):
+            table.add_row(name, value, style=style)
+        return table
+
+    def bench_report(self, report: Report) -> None:
+        """A bench report: a table for a person, one JSON object when piped."""
+        if not self.pretty:
+            self.line(orjson.dumps(report.to_dict()).decode())
+            return
+        self.show(self.bench_table(report))
+
+
+def format_bench_rows(report: Report) -> list[tuple[str, str, str | None]]:
+    """The rows of a bench report for a person: ``(figure, value, style)``."""
+    config = report.config
+    seqs = report.seqs
+    rows: list[tuple[str, str, str | None]] = [
+        (
+            "throughput",
+            f"{report.deliveries_per_second:,.0f} deliveries/s, {report.megabytes_per_second:,.1f} MB/s "
+            f"({report.frames:,} in {report.delivery_seconds:.2f} s)",
+            "bold",
+        ),
+        (
+            "publish rate",
+            f"{report.publish_rate:,.0f} msg/s achieved, target "
+            + ("as fast as possible" if config.rate is None else f"{config.rate:,g} msg/s")
+            + f" ({report.published:,} in {report.publish_seconds:.2f} s)",
+            None,
+        ),
+    ]
+    latency = report.latency
+    if latency is not None:
+        rows.append(
+            (
+                "latency",
+                f"p50 {latency.p50:,.2f}  p90 {latency.p90:,.2f}  p99 {latency.p99:,.2f}  "
+                f"p99.9 {latency.p99_9:,.2f}  max {latency.max:,.2f} ms  ({latency.count:,} samples)",
+                None,
+            )
+        )
+    connect = report.connect
+    rows.append(
+        (
+            "connect",
+            f"{config.subscribers:,} in {report.connect_seconds:.2f} s"
+            + ("" if connect is None else f"; each p50 {connect.p50:,.1f}  p99 {connect.p99:,.1f}  max "
+               f"{connect.max:,.1f} ms"),
+            None,
+        )
+    )
+    verdict = "ok" if report.ok else "FAILED"
+    rows.append(
+        (
+            "correctness",
+            f"{verdict}: {seqs.received:,} of {seqs.expected:,} delivered; {seqs.lost:,} lost, "
+            f"{seqs.duplicated:,} duplicated, {seqs.reordered:,} reordered"
+            + (f", {report.error_count:,} errors" if report.error_count else ""),
+            "green" if report.ok else "bold red",
+        )
+    )
+    if report.closed:
+        codes = ", ".join(f"{count:,} with {code}" for code, count in sorted(report.closed.items()))
+        rows.append(("closed by server", codes, "bold red"))
+    generator = report.generator
+    workers = ", ".join(f"{cpu:.0f}%" for cpu in generator.worker_cpu_percent)
+    rows.append(
+        (
+            "bench CPU",
+            f"subscribers {workers} ({len(generator.worker_cpu_percent)} proc, {generator.loop}), "
+            f"publishers {generator.publisher_cpu_percent:.0f}% of a core",
+            "yellow" if generator.busy else None,
+        )
+    )
+    server = report.server
+    if server is not None:
+        parts = []
+        if server.cpu_percent is not None:
+            parts.append(f"CPU {server.cpu_percent:.0f}%")
+        if server.rss_before is not None and server.rss_connected is not None:
+            parts.append(f"RSS {server.rss_before / 1e6:,.1f} → {server.rss_connected / 1e6:,.1f} MB connected")
+        per_connection = server.rss_per_connection
+        if per_connection is not None:
+            parts.append(f"{per_connection / 1000:,.1f} kB per connection")
+        if server.rss_after is not None:
+            parts.append(f"{server.rss_after / 1e6:,.1f} MB at the end")
+        rows.append((f"server ({len(server.pids)} proc)", ", ".join(parts) or "?", None))
+    return rows
 
 
 def _isatty(stream: TextIO) -> bool:

@@ -10,6 +10,6 @@ so that it refetches. The subscription logic lives, without I/O, in
 from __future__ import annotations
 
 from .client import BroadcastClient, ClientState, Subscription
-from .subscriptions import RecoveryInfo
+from .subscriptions import RecoveryInfo, RecoveryReason
 
-__all__ = ["BroadcastClient", "ClientState", "RecoveryInfo", "Subscription"]
+__all__ = ["BroadcastClient", "ClientState", "RecoveryInfo", "RecoveryReason", "Subscription"]

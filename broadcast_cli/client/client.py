@@ -23,9 +23,10 @@ import enum
 import inspect
 import logging
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Self, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, InvalidStatus, InvalidURI
@@ -48,7 +49,10 @@ from .subscriptions import (
     UnrecoveredHandler,
 )
 
-__all__ = ["BroadcastClient", "ClientState", "Subscription", "is_retryable"]
+__all__ = ["BroadcastClient", "ClientState", "Subscription", "TokenSource", "is_retryable"]
+
+TokenSource = str | Callable[[], str] | Callable[[], Awaitable[str]]
+"""A connection token, or a function (plain or async) that fetches a fresh one."""
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +214,10 @@ class BroadcastClient:
     unanswered for *request_timeout* seconds means the connection is dead: it is
     dropped and reopened. *client_id* identifies this client (a random one is
     made if not given); publishers pass it as ``origin`` to recognize their own
-    messages.
+    messages. *token* is the connection token for a server that requires one: a
+    string, or a function (plain or async) called before every connection
+    attempt, so that a token that expired (close code 4001) is replaced by a
+    fresh one on the reconnect, which then recovers what was missed.
     """
 
     def __init__(
@@ -224,6 +231,7 @@ class BroadcastClient:
         open_timeout: float = 10.0,
         close_timeout: float = 2.0,
         request_timeout: float = 10.0,
+        token: TokenSource | None = None,
     ) -> None:
         urls = [url_or_urls] if isinstance(url_or_urls, str) else list(url_or_urls)
         if not urls:
@@ -240,6 +248,7 @@ class BroadcastClient:
             raise ConfigurationError("open_timeout, close_timeout and request_timeout must be positive")
         self.urls: tuple[str, ...] = tuple(urls)
         """The server URLs, tried in turn."""
+        self._token = token
         self.client_id: str = client_id if client_id is not None else secrets.token_hex(8)
         """This client's id, for publishers that want to suppress their own echo (``origin``)."""
         self.close_code: int | None = None
@@ -425,7 +434,7 @@ class BroadcastClient:
             url = self.url
             try:
                 ws = await connect(
-                    url,
+                    await self._url_with_token(url),
                     subprotocols=[Subprotocol(SUBPROTOCOL)],
                     open_timeout=self._open_timeout,
                     close_timeout=self._close_timeout,
@@ -456,6 +465,22 @@ class BroadcastClient:
                 delays = backoff(*self._backoff)
             await asyncio.sleep(next(delays))
             self._attempt += 1
+
+    async def _url_with_token(self, url: str) -> str:
+        """*url* with ``?token=`` when the client has a token (fetched afresh if it is a function)."""
+        source = self._token
+        if source is None:
+            return url
+        token: object = source
+        if callable(source):
+            token = source()
+            if inspect.isawaitable(token):
+                token = await token
+        if not isinstance(token, str) or not token:
+            raise ConfigurationError("the token function must return a non-empty string")
+        parts = urlsplit(url)
+        query = urlencode([*parse_qsl(parts.query), ("token", token)])
+        return urlunsplit(parts._replace(query=query))
 
     def _give_up(self, error: ConnectError) -> None:
         """Stop for good after a terminal failure: state ``disconnected``, waiters failed with *error*."""

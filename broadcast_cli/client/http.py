@@ -178,7 +178,8 @@ class HttpPublisher(Publisher):
     """Publishes through a server's ``POST /publish``, keeping one HTTP connection open.
 
     *url* is the server's base URL (``http://host:8000``); *timeout* bounds each
-    request in seconds. Use it as an async context manager, or call :meth:`close`.
+    request in seconds; *api_key* is sent as ``Authorization: Bearer <key>`` to a
+    server that requires one. Use it as an async context manager, or call :meth:`close`.
     """
 
     def __init__(
@@ -187,6 +188,7 @@ class HttpPublisher(Publisher):
         *,
         timeout: float = 10.0,
         max_batch: int = MAX_BATCH,
+        api_key: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if not 0 < max_batch <= MAX_BATCH:
@@ -197,6 +199,9 @@ class HttpPublisher(Publisher):
         """The ``/publish`` endpoint."""
         self.max_batch = max_batch
         """The most messages sent in one request."""
+        self._headers = {"content-type": "application/json"}
+        if api_key:
+            self._headers["authorization"] = f"Bearer {api_key}"
         self._client = httpx.AsyncClient(timeout=timeout, transport=transport)
 
     async def close(self) -> None:
@@ -219,9 +224,7 @@ class HttpPublisher(Publisher):
     async def _send_batch(self, requests: Sequence[PublishRequest]) -> list[Receipt]:
         body = orjson.dumps([_encode(request) for request in requests])
         try:
-            response = await self._client.post(
-                self.url, content=body, headers={"content-type": "application/json"}
-            )
+            response = await self._client.post(self.url, content=body, headers=self._headers)
         except httpx.TimeoutException as exc:
             if isinstance(exc, httpx.ConnectTimeout):
                 raise ConnectError(f"cannot connect to {self.url}: timed out") from None

@@ -70,14 +70,19 @@ class RedisPublisher(Publisher):
 
 
 def publisher(
-    url: str | None = None, *, redis_url: str | None = None, prefix: str = "broadcast", timeout: float = 10.0
+    url: str | None = None,
+    *,
+    redis_url: str | None = None,
+    prefix: str = "broadcast",
+    timeout: float = 10.0,
+    api_key: str | None = None,
 ) -> Publisher:
     """A :class:`RedisPublisher` when *redis_url* is given, else an :class:`HttpPublisher` for *url*."""
     if redis_url is not None:
         return RedisPublisher(redis_url, prefix=prefix)
     if url is None:
-        return HttpPublisher(timeout=timeout)
-    return HttpPublisher(url, timeout=timeout)
+        return HttpPublisher(timeout=timeout, api_key=api_key)
+    return HttpPublisher(url, timeout=timeout, api_key=api_key)
 
 
 def parse_json(text: str | bytes, what: str = "the payload") -> Any:

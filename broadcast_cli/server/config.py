@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..auth import ApiKeys, Grant, OriginPolicy, TokenVerifier
 from ..history import HistoryOptions
 from ..hub import DEFAULT_MAX_PAYLOAD_BYTES
 
-__all__ = ["Limits", "ServerConfig"]
+__all__ = ["Limits", "Security", "ServerConfig"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,43 @@ class Limits:
     """The largest HTTP publish body accepted."""
     max_publish_batch: int = 1000
     """The most messages in one HTTP publish batch."""
+    max_connections: int = 50_000
+    """The most WebSocket connections this server process holds; more are refused (1013, try again later)."""
+    requests_per_second: float = 50.0
+    """The average rate of requests (subscribe, unsubscribe, publish) one connection may send."""
+    request_burst: int = 200
+    """How many requests one connection may send at once before the rate applies."""
+
+
+@dataclass(frozen=True, slots=True)
+class Security:
+    """Who may publish and read what (see docs/security.md).
+
+    With no :attr:`tokens` and no :attr:`public` channels, anyone may read any
+    channel; with no :attr:`api_keys`, anyone who reaches the port may publish.
+    The server says so when it starts.
+    """
+
+    api_keys: ApiKeys = field(default_factory=ApiKeys)
+    """Keys accepted by ``POST /publish`` (``Authorization: Bearer <key>``); none: publishing is open."""
+    tokens: TokenVerifier | None = None
+    """Checks connection tokens; ``None``: connections carry no token."""
+    public: Grant = field(default_factory=Grant)
+    """Channels (and patterns) anyone may read without a token."""
+    origins: OriginPolicy = field(default_factory=OriginPolicy)
+    """The Origin allowlist of WebSocket handshakes; empty: any origin."""
+    cors_origins: tuple[str, ...] = ()
+    """Origins whose pages may call the HTTP API (CORS); empty: none."""
+
+    @property
+    def reading_is_open(self) -> bool:
+        """Whether every channel can be read without a token."""
+        return self.tokens is None and not self.public
+
+    @property
+    def publishing_is_open(self) -> bool:
+        """Whether ``POST /publish`` needs no API key."""
+        return not self.api_keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,4 +93,15 @@ class ServerConfig:
     """The prefix of every Redis key and pub/sub channel."""
     history: HistoryOptions = field(default_factory=HistoryOptions)
     limits: Limits = field(default_factory=Limits)
+    security: Security = field(default_factory=Security)
     log_level: str = "info"
+    shutdown_timeout: float = 10.0
+    ssl_certfile: str | None = None
+    """A PEM certificate (chain): serve HTTPS and WSS instead of HTTP and WS."""
+    ssl_keyfile: str | None = None
+    """The certificate's PEM private key."""
+    """On SIGTERM, how long to wait for publishes in flight, then for clients to take their last frames."""
+    demo: bool = False
+    """Also serve the optimistic-sync demo at ``/demo`` (see :mod:`broadcast_cli.demo`)."""
+    demo_db: str | None = None
+    """The demo's SQLite file (``None``: in memory); instances and workers showing one list share one file."""

@@ -1,4 +1,4 @@
-"""The HTTP API: publish, health and channel listing. Every error is JSON.
+"""The HTTP API: publish, health, readiness and channel listing. Every error is JSON.
 
 ``POST /publish`` takes one message ``{"channel", "event", "payload", "origin"?,
 "id"?}`` or a JSON list of them (a batch, published in order) and answers with
@@ -8,6 +8,9 @@ WebSocket error frame's shape: ``{"type": "error", "id": null, "code", "message"
 
 from __future__ import annotations
 
+import asyncio
+import functools
+from importlib import resources
 from typing import Any
 
 import orjson
@@ -16,13 +19,17 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from .. import __version__
-from ..exceptions import BackendError, BackendUnavailable, InvalidRequest
+from ..auth import ApiKeys
+from ..exceptions import AuthenticationError, BackendError, BackendUnavailable, InvalidRequest
 from ..hub import Hub
 from ..message import Message
 from ..protocol import PROTOCOL_VERSION, encode_error, parse_publish
 from .config import Limits
 
-__all__ = ["HttpApi", "JSONResponse", "error_response"]
+__all__ = ["READY_TIMEOUT", "HttpApi", "JSONResponse", "error_response"]
+
+READY_TIMEOUT = 2.0
+"""How long ``GET /ready`` waits for the backend to answer before reporting it down."""
 
 
 class JSONResponse(Response):
@@ -39,6 +46,11 @@ def error_response(status: int, code: str, message: str) -> Response:
     return Response(encode_error(code, message), status_code=status, media_type="application/json")
 
 
+@functools.cache
+def _openapi() -> bytes:
+    return resources.files(__package__).joinpath("openapi.json").read_bytes()
+
+
 def _receipt(message: Message) -> dict[str, Any]:
     return {"channel": message.channel, "seq": message.seq, "epoch": message.epoch, "id": message.id, "ts": message.ts}
 
@@ -46,10 +58,22 @@ def _receipt(message: Message) -> dict[str, Any]:
 class HttpApi:
     """The HTTP endpoints, bound to one hub."""
 
-    def __init__(self, hub: Hub, limits: Limits, *, backend_name: str) -> None:
+    def __init__(self, hub: Hub, limits: Limits, *, backend_name: str, api_keys: ApiKeys | None = None) -> None:
         self.hub = hub
         self.limits = limits
         self.backend_name = backend_name
+        self.api_keys = api_keys or ApiKeys()
+        """The keys ``POST /publish`` accepts; none: publishing is open."""
+        self.draining = False
+        """Set by :meth:`drain`: publishes are refused with 503 ``shutting_down``."""
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def drain(self) -> None:
+        """Refuse new publishes and wait for those in flight to finish."""
+        self.draining = True
+        await self._idle.wait()
 
     async def _body(self, request: Request) -> bytes:
         limit = self.limits.max_publish_body_bytes
@@ -70,6 +94,27 @@ class HttpApi:
 
     async def publish(self, request: Request) -> Response:
         """``POST /publish``: publish one message or a batch."""
+        if self.api_keys:
+            try:
+                self.api_keys.check(request.headers.get("authorization"))
+            except AuthenticationError as exc:
+                response = error_response(401, "unauthorized", f"nothing was published: {exc}")
+                response.headers["www-authenticate"] = "Bearer"
+                return response
+        if self.draining:
+            return error_response(
+                503, "shutting_down", "this server is shutting down; nothing was published: publish to another instance"
+            )
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            return await self._publish(request)
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
+    async def _publish(self, request: Request) -> Response:
         body = await self._body(request)
         try:
             data = orjson.loads(body)
@@ -119,6 +164,26 @@ class HttpApi:
                 "backend": self.backend_name,
             }
         )
+
+    async def openapi(self, request: Request) -> Response:
+        """``GET /openapi.json``: this API's OpenAPI 3.1 description."""
+        return Response(_openapi(), media_type="application/json")
+
+    async def ready(self, request: Request) -> Response:
+        """``GET /ready``: readiness. 200 when the backend answers, 503 when it does not.
+
+        A load balancer should stop sending new clients to an instance that is
+        not ready; its connected clients stay connected and catch up once the
+        backend is back.
+        """
+        backend = {"url": self.backend_name, "state": "up"}
+        try:
+            await asyncio.wait_for(self.hub.backend.ping(), READY_TIMEOUT)
+        except (BackendError, TimeoutError) as exc:
+            reason = str(exc) or f"no answer within {READY_TIMEOUT:g} s"
+            backend.update(state="down", error=reason)
+            return JSONResponse({"status": "unavailable", "backend": backend}, status_code=503)
+        return JSONResponse({"status": "ready", "backend": backend})
 
     async def channels(self, request: Request) -> Response:
         """``GET /channels``: channels with local subscribers, their counts and positions."""

@@ -10,6 +10,10 @@ The workers share channels, positions and history through Redis, which is why
 several workers need it. The parent forwards SIGINT and SIGTERM to the workers
 and waits for them; each worker watches the parent, and stops if it dies.
 
+Each process runs on uvloop when it is installed (:func:`loop_factory`), and
+serves WebSockets with :class:`~.transport.BroadcastWebSocketProtocol`, uvicorn's
+own protocol plus the fast fan-out path (:func:`websocket_protocol`).
+
 SIGINT and SIGTERM shut a server down gracefully (its WebSocket clients are
 closed with 1012, "service restart", and reconnect elsewhere), and :func:`run`
 then returns normally: a server stopped on purpose has succeeded.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import select
 import signal
@@ -26,17 +31,28 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
 from ..exceptions import BroadcastError, ConfigurationError
-from .app import WEBSOCKET_PATH, create_app, create_hub
+from .app import WEBSOCKET_PATH, create_app, create_hub, drain
 from .config import ServerConfig
+from .logs import install_redaction
 
-__all__ = ["ServerUrls", "bind", "run", "urls_for"]
+__all__ = [
+    "ServerUrls",
+    "bind",
+    "loop_factory",
+    "run",
+    "run_loop",
+    "urls_for",
+    "uvicorn_config",
+    "websocket_protocol",
+]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 """The signals that stop a server gracefully."""
@@ -57,7 +73,9 @@ class ServerUrls:
 def bind(host: str, port: int) -> socket.socket:
     """Bind and listen on *host*:*port* (port 0: any free port)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # With proto 0, asyncio would not set TCP_NODELAY on accepted connections, and
+    # Nagle's algorithm with delayed ACKs would hold every small response ~40 ms.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -69,14 +87,14 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def urls_for(sock: socket.socket) -> ServerUrls:
-    """The URLs of a server listening on *sock*."""
+def urls_for(sock: socket.socket, *, tls: bool = False) -> ServerUrls:
+    """The URLs of a server listening on *sock* (``https``/``wss`` with *tls*)."""
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    base = f"http://{shown}:{port}"
+    base = f"{'https' if tls else 'http'}://{shown}:{port}"
     return ServerUrls(
         http=base,
-        websocket=f"ws://{shown}:{port}{WEBSOCKET_PATH}",
+        websocket=f"{'wss' if tls else 'ws'}://{shown}:{port}{WEBSOCKET_PATH}",
         publish=f"{base}/publish",
         health=f"{base}/health",
     )
@@ -90,10 +108,19 @@ class _Server(uvicorn.Server):
     success: we only record the signal. A second SIGINT still forces the exit.
     """
 
-    def __init__(self, config: uvicorn.Config) -> None:
+    def __init__(self, config: uvicorn.Config, drain: Callable[[], Awaitable[None]] | None = None) -> None:
         super().__init__(config)
         self.stopped_by: int | None = None
         """The signal that stopped the server, if one did."""
+        self._drain = drain
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Stop accepting connections, drain the app (see :func:`.app.drain`), then shut down as uvicorn does."""
+        for server in self.servers:
+            server.close()
+        if self._drain is not None and not self.force_exit:
+            await self._drain()
+        await super().shutdown(sockets)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -113,20 +140,53 @@ class _Server(uvicorn.Server):
         self.handle_exit(sig, frame)
 
 
-def _uvicorn_server(config: ServerConfig) -> tuple[_Server, Callable[[], Awaitable[None]]]:
-    """The uvicorn server of one process, and the coroutine function that starts its hub."""
-    hub = create_hub(config)
-    app = create_app(hub, config=config)
-    uv_config = uvicorn.Config(
+def websocket_protocol() -> type[asyncio.Protocol] | str:
+    """The WebSocket protocol for uvicorn: ours, with the fast path (:mod:`.transport`), when uvicorn has its base."""
+    try:
+        from .transport import BroadcastWebSocketProtocol
+    except ImportError:  # pragma: no cover - uvicorn without websockets-sansio (< 0.35)
+        return "auto"
+    return BroadcastWebSocketProtocol
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (uvicorn[standard] brings it), else ``None``: asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - e.g. Windows, PyPy
+        return None
+    return uvloop.new_event_loop
+
+
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run *main* to completion in a new event loop (uvloop's when installed), as :func:`asyncio.run` does."""
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(main)
+
+
+def uvicorn_config(app: Any, config: ServerConfig) -> uvicorn.Config:
+    """uvicorn's settings for serving *app* as ``broadcast serve`` does (the fast WebSocket path included)."""
+    return uvicorn.Config(
         app,
         log_level=config.log_level,
+        ws=websocket_protocol(),
         ws_max_size=config.limits.max_frame_bytes,
         # Every subscriber gets the same bytes; compression would redo the work per connection.
         ws_per_message_deflate=False,
         lifespan="on",
-        access_log=False,
+        access_log=False,  # and so no URL with a ?token= is ever logged
+        ssl_certfile=config.ssl_certfile,
+        ssl_keyfile=config.ssl_keyfile,
     )
-    return _Server(uv_config), hub.start
+
+
+def _uvicorn_server(config: ServerConfig) -> tuple[_Server, Callable[[], Awaitable[None]]]:
+    """The uvicorn server of one process, and the coroutine function that starts its hub."""
+    hub = create_hub(config)
+    app = create_app(hub, config=config)
+    uv_config = uvicorn_config(app, config)
+    install_redaction("uvicorn", "uvicorn.error", "uvicorn.access")  # uvicorn has just set up its handlers
+    return _Server(uv_config, functools.partial(drain, app, config.shutdown_timeout)), hub.start
 
 
 async def _serve(
@@ -165,14 +225,14 @@ def run(
         return
     server, start_hub = _uvicorn_server(config)
     sock = bind(config.host, config.port)
-    urls = urls_for(sock)
+    urls = urls_for(sock, tls=config.ssl_certfile is not None)
 
     def started() -> None:
         if on_ready is not None:
             on_ready(urls)
 
     try:
-        asyncio.run(_serve(server, start_hub, sock, started))
+        run_loop(_serve(server, start_hub, sock, started))
     finally:
         sock.close()
 
@@ -204,7 +264,7 @@ def _worker(config: ServerConfig, sock: socket.socket, ready_fd: int, lifeline_f
         server.should_exit = True
 
     try:
-        asyncio.run(_serve(server, start_hub, sock, started))
+        run_loop(_serve(server, start_hub, sock, started))
     except BroadcastError as exc:
         print(f"broadcast: worker {os.getpid()}: {exc}", file=sys.stderr, flush=True)
         return 1
@@ -254,7 +314,7 @@ class _Workers:
 def _run_workers(config: ServerConfig, count: int, on_ready: Callable[[ServerUrls], None] | None) -> None:
     asyncio.run(_check_backend(config))
     sock = bind(config.host, config.port)
-    urls = urls_for(sock)
+    urls = urls_for(sock, tls=config.ssl_certfile is not None)
     ready_read, ready_write = os.pipe()
     lifeline_read, lifeline_write = os.pipe()
     workers = _Workers()

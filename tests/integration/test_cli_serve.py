@@ -62,8 +62,14 @@ def test_version() -> None:
 
 
 def worker_pids(server: ServerProcess) -> list[int]:
-    [line] = [line for line in server.stderr_lines if line.strip().startswith("Workers")]
-    return [int(pid) for pid in line.split("(", 1)[1].rstrip(")\n").split(", ")]
+    """The worker pids of the banner's last line, once the thread reading stderr has reached it."""
+    import time
+
+    deadline = time.monotonic() + scaled(15)
+    while not (lines := [line for line in server.stderr_lines if line.strip().startswith("Workers")]):
+        assert time.monotonic() < deadline, "no Workers line in the banner"
+        time.sleep(0.005)
+    return [int(pid) for pid in lines[0].split("(", 1)[1].rstrip(")\n").split(", ")]
 
 
 def alive(pid: int) -> bool:

@@ -101,3 +101,19 @@ async def test_health_and_channels(live_server: LiveServer, http: httpx.AsyncCli
         await http.post("/publish", json={"channel": "orders", "event": "e"})
         channels = (await http.get("/channels")).json()["channels"]
         assert [(c["channel"], c["subscribers"], c["seq"]) for c in channels] == [("orders", 2, 1)]
+
+
+async def test_ready_and_openapi(http: httpx.AsyncClient) -> None:
+    ready = await http.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "backend": {"url": "memory://", "state": "up"}}
+    schema = (await http.get("/openapi.json")).json()
+    assert schema["openapi"].startswith("3.1")
+    assert set(schema["paths"]) == {"/publish", "/health", "/ready", "/channels", "/metrics"}
+
+
+async def test_a_draining_server_refuses_publishes_with_503(live_server: LiveServer, http: httpx.AsyncClient) -> None:
+    await live_server.http_api.drain()
+    refused = await http.post("/publish", json={"channel": "orders", "event": "e"})
+    assert refused.status_code == 503
+    assert refused.json()["code"] == "shutting_down"

@@ -8,7 +8,9 @@ import pytest
 from broadcast_cli.exceptions import InvalidChannel, InvalidPayload, ProtocolError
 from broadcast_cli.message import Message, Position
 from broadcast_cli.protocol import (
+    Auth,
     CloseCode,
+    Publish,
     Subscribe,
     SubscribeItem,
     SubscribeResult,
@@ -18,6 +20,7 @@ from broadcast_cli.protocol import (
     encode_error,
     encode_event,
     encode_payload,
+    encode_publish_ack,
     parse_publish,
     parse_request,
     should_reconnect,
@@ -47,7 +50,10 @@ def test_duplicate_channels_are_subscribed_once() -> None:
     [
         ("{not json", "invalid_json", None),
         ("[1, 2]", "invalid_request", None),
-        ('{"id": 3, "publish": {}}', "unknown_request", 3),
+        ('{"id": 3, "publish": {}}', "invalid_request", 3),
+        ('{"id": 4, "auth": {"token": 7}}', "invalid_request", 4),
+        ('{"id": 5, "nope": 1}', "unknown_request", 5),
+        ('{"id": 6, "publish": {"channel": "a b", "event": "e"}}', "invalid_channel", 6),
         ('{"id": "x", "subscribe": "orders"}', "invalid_request", "x"),
         ('{"id": 1, "subscribe": [1]}', "invalid_request", 1),
         ('{"id": 1, "subscribe": [{"since": 1}]}', "invalid_request", 1),
@@ -184,3 +190,19 @@ def test_bad_patterns_and_last(frame: str) -> None:
 def test_patterns_are_not_channels_for_publishing() -> None:
     with pytest.raises(InvalidChannel):
         parse_publish({"channel": "orders.*", "event": "e"})
+
+
+def test_auth_and_publish_requests() -> None:
+    auth = parse_request('{"auth": {"token": "abc.def.ghi"}, "id": 1}')
+    assert isinstance(auth, Auth) and auth.token == "abc.def.ghi" and auth.id == 1
+    assert "abc" not in repr(auth)
+    publish = parse_request('{"publish": {"channel": "chat", "event": "said", "payload": {"t": 1}}, "id": "p"}')
+    assert isinstance(publish, Publish) and publish.id == "p"
+    assert (publish.request.channel, publish.request.event, publish.request.payload) == ("chat", "said", {"t": 1})
+
+
+def test_publish_ack() -> None:
+    message = Message("chat", "said", None, seq=3, epoch="e", id="m1", ts=5)
+    assert orjson.loads(encode_publish_ack(9, message)) == {
+        "type": "ack", "id": 9, "publish": {"channel": "chat", "seq": 3, "epoch": "e", "id": "m1", "ts": 5}
+    }

@@ -166,6 +166,14 @@ def publish(
         ),
     ] = None,
     prefix: PrefixOption = "broadcast",
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            help="The server's API key, sent as 'Authorization: Bearer <key>' (prefer the environment variable).",
+            envvar="BROADCAST_API_KEY",
+            show_default=False,
+        ),
+    ] = None,
     timeout: Annotated[
         float, typer.Option("--timeout", "-t", callback=positive, help="Seconds to wait for each answer.")
     ] = 10.0,
@@ -189,5 +197,5 @@ def publish(
         text = None if payload is None else read_payload_text(payload)
         requests = build_requests(channel, event, text, count=count, origin=origin)
     output = Output(output_format)
-    pub = publisher(url, redis_url=redis_url, prefix=prefix, timeout=timeout)
+    pub = publisher(url, redis_url=redis_url, prefix=prefix, timeout=timeout, api_key=api_key)
     asyncio.run(_publish(pub, output, requests, origin))

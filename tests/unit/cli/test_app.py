@@ -19,7 +19,7 @@ from broadcast_cli.exceptions import (
     ServerError,
 )
 
-COMMANDS = ["serve", "publish", "subscribe", "tail"]
+COMMANDS = ["serve", "publish", "subscribe", "tail", "bench", "token"]
 
 
 def test_the_exit_statuses() -> None:

@@ -13,6 +13,7 @@ import broadcast_cli.cli.commands.serve as serve_command
 from broadcast_cli.cli.app import app
 from broadcast_cli.cli.status import ExitStatus
 from broadcast_cli.server.config import ServerConfig
+from broadcast_cli.server.security import open_warnings
 from broadcast_cli.server.serve import ServerUrls
 
 Captured = list[tuple[ServerConfig, int]]
@@ -43,6 +44,7 @@ def test_options(runner: CliRunner, captured: list[tuple[ServerConfig, int]]) ->
     args = [
         "serve", "--host", "0.0.0.0", "--port", "9001", "--redis-url", "redis://r:6379/1", "--prefix", "app",
         "--history-size", "50", "--history-ttl", "30", "--workers", "3", "--log-level", "WARNING",
+        "--api-key", "k" * 20,
     ]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -119,3 +121,56 @@ def test_the_announcement(capsys: pytest.CaptureFixture[str]) -> None:
         "  Health     http://h:1/health",
         "  Workers    2 processes (7, 8)",
     ]
+
+
+def test_a_non_loopback_address_needs_an_api_key_or_insecure(
+    runner: CliRunner, captured: list[tuple[ServerConfig, int]]
+) -> None:
+    refused = runner.invoke(app, ["serve", "--host", "0.0.0.0"])
+    assert refused.exit_code == 2
+    assert "refusing to serve on 0.0.0.0 without --api-key" in refused.stderr
+    assert captured == []
+    insecure = runner.invoke(app, ["serve", "--host", "0.0.0.0", "--insecure"])
+    assert insecure.exit_code == 0, insecure.output
+    [(config, _)] = captured
+    assert config.security.publishing_is_open and config.security.reading_is_open
+    said = " ".join(open_warnings(config.security))
+    assert "publishing is open" in said and "reading is open" in said and "any web page" in said
+
+
+def test_security_options(runner: CliRunner, captured: list[tuple[ServerConfig, int]]) -> None:
+    args = [
+        "serve", "--api-key", "a" * 20, "--api-key", "b" * 20, "--token-secret", "s" * 40,
+        "--public", "public.*", "--allowed-origin", "https://app.example.com", "--cors-origin", "https://app.example.com",
+        "--max-connections", "10", "--rate-limit", "5", "--rate-burst", "7",
+    ]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    [(config, _)] = captured
+    assert open_warnings(config.security) == []
+    security = config.security
+    assert len(security.api_keys.keys) == 2 and security.tokens is not None
+    assert security.public.allows("public.news") and not security.public.allows("orders")
+    assert security.origins.allows("https://app.example.com") and not security.origins.allows("https://evil.com")
+    assert security.cors_origins == ("https://app.example.com",)
+    limits = config.limits
+    assert (limits.max_connections, limits.requests_per_second, limits.request_burst) == (10, 5.0, 7)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--api-key", "short"], "at least 16"),
+        (["--token-secret", "short"], "at least 32"),
+        (["--token-algorithm", "RS256", "--token-secret", "s" * 40], "needs --token-public-key"),
+        (["--token-public-key", "/nonexistent.pem", "--token-algorithm", "ES256"], "cannot read the token public key"),
+        (["--allowed-origin", "app.example.com"], "invalid allowed origin"),
+        (["--public", "not valid"], "cannot grant"),
+    ],
+)
+def test_bad_security_options_are_usage_errors(
+    runner: CliRunner, captured: list[tuple[ServerConfig, int]], args: list[str], message: str
+) -> None:
+    result = runner.invoke(app, ["serve", *args])
+    assert result.exit_code == 2
+    assert message in result.stderr
