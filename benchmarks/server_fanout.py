@@ -16,37 +16,14 @@ import argparse
 import asyncio
 import os
 import platform
-import re
-import shutil
-import subprocess
-import sys
 import time
 
 import httpx
 import orjson
+from processes import PINNED, start_server, stop
 from websockets.asyncio.client import ClientConnection, connect
 
 from broadcast_cli import __version__
-
-
-def start_server() -> tuple[subprocess.Popen[str], str, str]:
-    command = [sys.executable, "-m", "broadcast_cli", "serve", "--port", "0", "--log-level", "warning"]
-    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
-        command = ["taskset", "-c", "0", *command]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    assert process.stderr is not None
-    http = ws = ""
-    deadline = time.monotonic() + 30
-    while not ws:
-        line = process.stderr.readline()
-        if not line or time.monotonic() > deadline:
-            process.kill()
-            raise SystemExit("the server did not start")
-        if match := re.search(r"serving on (\S+)", line):
-            http = match.group(1)
-        if line.strip().startswith("WebSocket"):
-            ws = line.split()[-1]
-    return process, http, ws
 
 
 async def subscriber(ws: ClientConnection, expected: int, counts: list[int]) -> None:
@@ -62,7 +39,7 @@ async def subscriber(ws: ClientConnection, expected: int, counts: list[int]) -> 
 
 
 async def run(subscribers: int, messages: int, batch: int) -> None:
-    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
+    if PINNED:
         os.sched_setaffinity(0, {1})
     process, http_url, ws_url = start_server()
     try:
@@ -97,8 +74,7 @@ async def run(subscribers: int, messages: int, batch: int) -> None:
         print(f"connect {connect_time:.2f} s; published in {published:.2f} s; all delivered in {elapsed:.2f} s")
         print(f"{deliveries / elapsed:,.0f} deliveries/s; generator CPU {cpu / elapsed:.0%} of its core")
     finally:
-        process.terminate()
-        process.wait(10)
+        stop(process)
 
 
 def main() -> None:

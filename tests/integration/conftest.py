@@ -54,6 +54,35 @@ def require_redis() -> str:
     return REDIS_SERVER
 
 
+def wait_for_redis(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    """Wait until the redis-server *process* answers PING on *port*; fail with the end of its *log*."""
+    client = redis.Redis(port=port, socket_connect_timeout=0.5)
+    deadline = time.monotonic() + scaled(15)
+    try:
+        while True:
+            try:
+                if client.ping():
+                    return
+            except redis.ConnectionError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    text = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                    raise RuntimeError(f"redis-server did not start on port {port}:\n{text}") from None
+                time.sleep(0.02)
+    finally:
+        client.close()
+
+
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    """Stop *process* with SIGTERM, SIGKILL if it lingers, and reap it."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(scaled(10))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @dataclass
 class RedisProcess:
     """A redis-server process of our own, on a free port, that can be stopped and restarted."""
@@ -84,27 +113,10 @@ class RedisProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + scaled(15)
-        while True:
-            try:
-                if client.ping():
-                    break
-            except redis.ConnectionError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    log = (self.directory / "redis.log").read_text(errors="replace")[-2000:]
-                    raise RuntimeError(f"redis-server did not start on port {self.port}:\n{log}") from None
-                time.sleep(0.02)
-        client.close()
+        wait_for_redis(self.process, self.port, self.directory / "redis.log")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(scaled(10))
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
 
     def flush(self) -> None:
@@ -471,30 +483,11 @@ class RedisNode:
                 *self.arguments,
             ]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + scaled(15)
-        try:
-            while True:
-                try:
-                    if client.ping():
-                        return
-                except redis.ConnectionError:
-                    if self.process.poll() is not None or time.monotonic() > deadline:
-                        text = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-                        raise RuntimeError(f"redis-server did not start on port {self.port}:\n{text}") from None
-                    time.sleep(0.02)
-        finally:
-            client.close()
+        wait_for_redis(self.process, self.port, log)
 
     def stop(self) -> None:
         """Stop it with SIGTERM (SIGKILL if it lingers)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(scaled(10))
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
 
     def kill(self) -> None:
