@@ -27,12 +27,14 @@ import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 
 from broadcast_cli.hub import Hub
+from broadcast_cli.message import Message
+from broadcast_cli.protocol import SubscribeItem
 from broadcast_cli.server.app import create_app
 from broadcast_cli.server.config import ServerConfig
 from broadcast_cli.server.http import HttpApi
 from broadcast_cli.server.serve import ServerUrls, bind, urls_for
 from broadcast_cli.server.websocket import WebSocketEndpoint
-from tests.conftest import IN_CI, scaled
+from tests.conftest import IN_CI, scaled, wait_until
 
 REDIS_SERVER = shutil.which("redis-server")
 
@@ -733,3 +735,35 @@ def redis_sentinel(tmp_path: Path) -> Iterator[SentinelGroup]:
         yield group
     finally:
         group.stop()
+
+
+class Collector:
+    """A hub sink that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    def deliver(self, message: Message) -> None:
+        self.messages.append(message)
+
+    def seqs(self, channel: str | None = None) -> list[int]:
+        return [m.seq for m in self.messages if channel is None or m.channel == channel]
+
+
+async def check_recovery_across_instances(a: Hub, b: Hub) -> None:
+    """A subscriber leaves instance *a* after 5 messages, 5 more are published, it resubscribes on *b*
+    with ``since=5``: it gets 6…10 from history, then the live 11, in order."""
+    first = Collector()
+    epoch = (await a.subscribe(first, [SubscribeItem("orders")]))["orders"].position.epoch
+    for n in range(5):
+        await a.publish("orders", "e", n)
+    await wait_until(lambda: len(first.messages) == 5)
+    a.unsubscribe_all(first)
+    for n in range(5, 10):
+        await a.publish("orders", "e", n)
+    moved = Collector()
+    results = await b.subscribe(moved, [SubscribeItem("orders", since=5, epoch=epoch)])
+    assert results["orders"].recovered is True
+    await b.publish("orders", "e", 10)
+    await wait_until(lambda: len(moved.messages) == 6)
+    assert moved.seqs() == [6, 7, 8, 9, 10, 11]

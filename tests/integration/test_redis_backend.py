@@ -23,20 +23,9 @@ from broadcast_cli.message import Message
 from broadcast_cli.protocol import SubscribeItem
 from broadcast_cli.server.config import ServerConfig
 from tests.conftest import scaled, wait_until
-from tests.integration.conftest import RedisProcess, run_live_server
+from tests.integration.conftest import Collector, RedisProcess, check_recovery_across_instances, run_live_server
 
 pytestmark = pytest.mark.redis
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    def deliver(self, message: Message) -> None:
-        self.messages.append(message)
-
-    def seqs(self) -> list[int]:
-        return [m.seq for m in self.messages]
 
 
 async def make_hub(url: str, **options: object) -> Hub:
@@ -93,22 +82,7 @@ async def test_instances_subscribe_in_redis_only_for_local_subscribers(
 
 
 async def test_recovery_across_instances(two_hubs: tuple[Hub, Hub]) -> None:
-    a, b = two_hubs
-    first = Collector()
-    results = await a.subscribe(first, [SubscribeItem("orders")])
-    epoch = results["orders"].position.epoch
-    for n in range(5):
-        await a.publish("orders", "e", n)
-    await wait_until(lambda: len(first.messages) == 5)
-    a.unsubscribe_all(first)
-    for n in range(5, 10):
-        await a.publish("orders", "e", n)
-    moved = Collector()
-    results = await b.subscribe(moved, [SubscribeItem("orders", since=5, epoch=epoch)])
-    assert results["orders"].recovered is True
-    await b.publish("orders", "e", 10)
-    await wait_until(lambda: len(moved.messages) == 6)
-    assert moved.seqs() == [6, 7, 8, 9, 10, 11]
+    await check_recovery_across_instances(*two_hubs)
 
 
 async def test_a_redis_that_lost_its_data_starts_a_new_epoch(redis_url: str, two_hubs: tuple[Hub, Hub]) -> None:

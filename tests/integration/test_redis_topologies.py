@@ -22,22 +22,16 @@ from broadcast_cli.hub import Hub
 from broadcast_cli.message import Message, PublishRequest
 from broadcast_cli.protocol import SubscribeItem
 from tests.conftest import scaled, wait_until
-from tests.integration.conftest import RedisClusterNodes, SentinelGroup, cluster_nodes, free_port
+from tests.integration.conftest import (
+    Collector,
+    RedisClusterNodes,
+    SentinelGroup,
+    check_recovery_across_instances,
+    cluster_nodes,
+    free_port,
+)
 
 pytestmark = pytest.mark.redis
-
-
-class Collector:
-    """A sink that keeps what it is given."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    def deliver(self, message: Message) -> None:
-        self.messages.append(message)
-
-    def seqs(self, channel: str | None = None) -> list[int]:
-        return [m.seq for m in self.messages if channel is None or m.channel == channel]
 
 
 async def until(predicate: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
@@ -161,21 +155,7 @@ async def test_sharded_subscriptions_follow_local_subscribers(redis_url: str, hu
 
 async def test_sharded_recovery_across_instances(redis_url: str, hubs: Hubs) -> None:
     url = f"{redis_url}?sharded=true"
-    a, b = await hubs(url), await hubs(url)
-    first = Collector()
-    epoch = (await a.subscribe(first, [SubscribeItem("orders")]))["orders"].position.epoch
-    for n in range(5):
-        await a.publish("orders", "e", n)
-    await wait_until(lambda: len(first.messages) == 5)
-    a.unsubscribe_all(first)
-    for n in range(5, 10):
-        await a.publish("orders", "e", n)
-    moved = Collector()
-    results = await b.subscribe(moved, [SubscribeItem("orders", since=5, epoch=epoch)])
-    assert results["orders"].recovered is True
-    await b.publish("orders", "e", 10)
-    await wait_until(lambda: len(moved.messages) == 6)
-    assert moved.seqs() == [6, 7, 8, 9, 10, 11]
+    await check_recovery_across_instances(await hubs(url), await hubs(url))
 
 
 async def test_sharded_catch_up_after_the_connection_is_killed(redis_url: str, hubs: Hubs) -> None:
