@@ -1,20 +1,27 @@
-# The two commands of the README, and a few shortcuts.
-.PHONY: serve test unit integration e2e lint
+# The two commands of the README, and one per test layer (docs/testing.md).
+.PHONY: serve test test-unit test-integration test-e2e test-package lint unit integration e2e
 
 serve:  ## install into .venv and run the server in memory on 127.0.0.1:8000
 	scripts/serve.sh
 
-test:  ## install everything (Redis included) and run the whole test suite
+test:  ## install everything (Redis, Chromium, Node included) and run every layer, with the coverage gates
 	scripts/test.sh
 
-unit:
-	.venv/bin/python -m pytest tests/unit
+test-unit:  ## no services: pytest tests/unit (no sockets, no processes) and node --test tests/js
+	scripts/test.sh unit
 
-integration:
-	.venv/bin/python -m pytest tests/integration
+test-integration:  ## real redis-server, real sockets, real server and CLI processes
+	scripts/test.sh integration
 
-e2e:
-	.venv/bin/python -m pytest tests/e2e
+test-e2e:  ## real Chromium, several server processes, Redis failures
+	scripts/test.sh e2e
 
-lint:
-	.venv/bin/ruff check broadcast_cli tests && .venv/bin/mypy broadcast_cli
+test-package:  ## wheel and sdist built, the wheel installed into a fresh venv and run
+	scripts/test.sh package
+
+lint:  ## ruff and mypy --strict
+	scripts/test.sh static
+
+unit: test-unit
+integration: test-integration
+e2e: test-e2e

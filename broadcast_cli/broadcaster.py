@@ -40,7 +40,15 @@ class HandlerSubscription:
     drop is logged as an error and :attr:`dropped` counts them all.
     """
 
-    def __init__(self, hub: Hub, channel: str, handler: Handler, *, max_pending: int = 10_000) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        channel: str,
+        handler: Handler,
+        *,
+        max_pending: int = 10_000,
+        on_end: Callable[[HandlerSubscription], None] | None = None,
+    ) -> None:
         self.hub = hub
         self.channel = channel
         self.handler = handler
@@ -55,6 +63,7 @@ class HandlerSubscription:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._active = False
+        self._on_end = on_end
 
     def deliver(self, message: Message) -> None:
         """Queue *message* for the handler (called by the hub)."""
@@ -104,6 +113,9 @@ class HandlerSubscription:
         self._active = False
         self.hub.unsubscribe(self, [self.channel])
         self._queue.clear()
+        if self._on_end is not None:
+            self._on_end(self)
+            self._on_end = None
         if self._task is not None:
             self._task.cancel()
             if self._task is not asyncio.current_task():
@@ -154,17 +166,28 @@ class Broadcaster:
         return await self.hub.publish(channel, event, payload, origin=origin, id=id)
 
     async def subscribe(
-        self, channel: str, handler: Handler, *, since: int | None = None, epoch: str | None = None
+        self,
+        channel: str,
+        handler: Handler,
+        *,
+        since: int | None = None,
+        epoch: str | None = None,
+        max_pending: int = 10_000,
     ) -> HandlerSubscription:
         """Call *handler* for every message on *channel* from now on.
 
         With *since* (and *epoch*), messages after that ``seq`` still in history
         come first; :attr:`HandlerSubscription.recovered` says whether they all did.
-        Returns once the subscription is active: nothing published afterwards is missed.
+        A handler more than *max_pending* messages behind loses the overflow (see
+        :class:`HandlerSubscription`). Returns once the subscription is active:
+        nothing published afterwards is missed. The broadcaster forgets the
+        subscription once it ends.
         """
-        subscription = HandlerSubscription(self.hub, channel, handler)
-        await subscription._start(since, epoch)
+        subscription = HandlerSubscription(
+            self.hub, channel, handler, max_pending=max_pending, on_end=self._subscriptions.discard
+        )
         self._subscriptions.add(subscription)
+        await subscription._start(since, epoch)
         return subscription
 
     async def close(self) -> None:

@@ -37,15 +37,12 @@ from .message import (
     validate_event,
     validate_pattern,
 )
-from .protocol import SubscribeItem, SubscribeResult, encode_payload
+from .protocol import DEFAULT_MAX_PAYLOAD_BYTES, SubscribeItem, SubscribeResult, encode_payload
 from .sequencer import Sequencer
 
 __all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "ChannelInfo", "Hub", "HubStats", "Sink"]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024
-"""The default bound on a payload's size, encoded as JSON."""
 
 MAX_PATTERN_CHANNELS = 10_000
 """The most channels the hub tracks only because a pattern matches them."""

@@ -42,6 +42,7 @@ from .message import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_PAYLOAD_BYTES",
     "MAX_EPOCH_LENGTH",
     "MAX_ID_LENGTH",
     "MAX_LAST",
@@ -86,6 +87,9 @@ MAX_LAST = 10_000
 
 MAX_TOKEN_LENGTH = 8192
 """The longest connection token accepted."""
+
+DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024
+"""The default bound on a payload's size, encoded as JSON."""
 
 
 class CloseCode(enum.IntEnum):

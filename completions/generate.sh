@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate the shell completion scripts from the CLI (tests/unit/cli/test_completions.py
+# Regenerate the shell completion scripts from the CLI (tests/integration/cli/test_completions.py
 # fails when they are out of date):   completions/generate.sh
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -1,42 +1,44 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs, then run all of it.
-#   scripts/test.sh [pytest arguments]
-# Installs Debian's redis-server when it is missing and we are root; the tests
-# start their own redis-server processes on free ports.
+# Install what the chosen test layers need, then run them (scripts/layers.py).
+#   scripts/test.sh                        every layer: static, unit, integration, e2e, package
+#   scripts/test.sh unit                   one layer (or several: scripts/test.sh unit integration)
+#   scripts/test.sh e2e -- -k browser      pytest arguments after --
+# When run as root with apt-get, installs the Debian packages a layer needs and
+# lacks: nodejs (unit: the browser client's tests), redis-server (integration,
+# e2e; the tests start their own on free ports) and chromium (e2e, driven by
+# Playwright; never `playwright install`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-server >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "== installing redis-server (Debian package)"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
-  else
-    echo "warning: redis-server is missing and cannot be installed here; Redis tests will be skipped (or fail in CI)" >&2
-  fi
-fi
+layers=()
+for argument in "$@"; do
+  [ "$argument" = "--" ] && break
+  case "$argument" in -*) ;; *) layers+=("$argument") ;; esac
+done
+wants() {  # wants LAYER: true when LAYER is among the chosen layers (all of them by default)
+  [ "${#layers[@]}" -eq 0 ] && return 0
+  local layer
+  for layer in "${layers[@]}"; do
+    [ "$layer" = "$1" ] || [ "$layer" = all ] && return 0
+  done
+  return 1
+}
 
-# The browser tests drive Debian's chromium through Playwright (never `playwright install`);
-# the browser client's unit tests run on Node's built-in test runner.
-missing_packages=()
-command -v chromium >/dev/null 2>&1 || missing_packages+=(chromium)
-command -v node >/dev/null 2>&1 || missing_packages+=(nodejs)
-if [ "${#missing_packages[@]}" -gt 0 ]; then
+missing=()
+if wants unit && ! command -v node >/dev/null 2>&1; then missing+=(nodejs); fi
+if { wants integration || wants e2e; } && ! command -v redis-server >/dev/null 2>&1; then missing+=(redis-server); fi
+if wants e2e && ! command -v chromium >/dev/null 2>&1; then missing+=(chromium); fi
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "== installing ${missing_packages[*]} (Debian packages)"
+    echo "== installing ${missing[*]} (Debian packages)"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing_packages[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "warning: ${missing_packages[*]} missing and cannot be installed here; browser and JS tests will be skipped (or fail in CI)" >&2
+    echo "warning: ${missing[*]} missing and cannot be installed here; the tests that need them are skipped (they fail in CI)" >&2
   fi
 fi
 
 echo "== installing broadcast-cli and its test dependencies into .venv"
 scripts/bootstrap.sh test
 
-echo "== static checks"
-.venv/bin/ruff check broadcast_cli tests
-.venv/bin/mypy broadcast_cli
-
-echo "== tests"
-exec .venv/bin/python -m pytest "$@"
+exec .venv/bin/python scripts/layers.py "$@"

@@ -10,12 +10,28 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import httpx
+import pytest
+from typer.testing import CliRunner
 
 TIMEOUT_SCALE = float(os.environ.get("BROADCAST_TEST_TIMEOUT_SCALE", "1"))
 """Multiplies every wait in the tests; raise it on a slow machine."""
 
 IN_CI = bool(os.environ.get("CI"))
 """In CI a missing component (Redis, Chromium) fails the tests instead of skipping them."""
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    """Typer's CliRunner, with stdout and stderr kept apart."""
+    return CliRunner()
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No BROADCAST_* variable of the developer's shell leaks into a CLI test."""
+    for name in list(os.environ):
+        if name.startswith("BROADCAST_") and name != "BROADCAST_TEST_TIMEOUT_SCALE":
+            monkeypatch.delenv(name)
 
 
 def scaled(seconds: float) -> float:

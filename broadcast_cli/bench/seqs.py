@@ -105,11 +105,6 @@ class SeqTracker:
         self.reordered += 1
         return True
 
-    @property
-    def seen_through(self) -> int:
-        """The greatest seq seen so far (:attr:`start` when none)."""
-        return self.next - 1
-
     def complete(self, last: int) -> bool:
         """Whether every seq from ``start + 1`` to *last* has arrived."""
         return self.next > last and not self._missing_count

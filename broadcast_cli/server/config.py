@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ..auth import ApiKeys, Grant, OriginPolicy, TokenVerifier
 from ..history import HistoryOptions
-from ..hub import DEFAULT_MAX_PAYLOAD_BYTES
+from ..protocol import DEFAULT_MAX_PAYLOAD_BYTES
 
 __all__ = ["Limits", "Security", "ServerConfig"]
 

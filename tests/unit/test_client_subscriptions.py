@@ -400,6 +400,86 @@ def test_an_ack_without_a_usable_position_still_makes_the_subscription_ready() -
     assert delivered_seqs(table, event("orders", 7), event("orders", 8)) == [7, 8]
 
 
+def test_an_ack_whose_position_is_not_an_object_keeps_the_requested_position() -> None:
+    table = SubscriptionTable()
+    entry, _ = table.add("orders", noop, since=4, epoch="e1")
+    request = table.connection_opened()
+    assert request is not None
+    outcome = table.receive(orjson.dumps({"type": "ack", "id": request.id, "channels": {"orders": 9}}))
+    assert outcome == AckReceived(request, (entry,), ())
+    assert entry.ready
+    assert entry.position == Position(4, "e1")
+    assert entry.recovered is None
+    assert delivered_seqs(table, event("orders", 5)) == [5]
+
+
+@pytest.mark.parametrize("channels", [None, [], "orders"])
+def test_a_subscribe_ack_without_a_channels_object_still_makes_the_subscription_ready(channels: Any) -> None:
+    table = SubscriptionTable()
+    table.connection_opened()
+    entry, request = table.add("orders", noop)
+    assert request is not None
+    frame = {"type": "ack", "id": request.id} | ({} if channels is None else {"channels": channels})
+    outcome = table.receive(orjson.dumps(frame))
+    assert outcome == AckReceived(request, (entry,), ())
+    assert entry.ready
+    assert entry.position is None
+    assert table.position("orders") is None
+
+
+def test_a_late_error_for_a_subscribe_does_not_fail_the_channel_subscribed_again() -> None:
+    table = SubscriptionTable()
+    table.connection_opened()
+    old, first = table.add("orders", noop)
+    table.remove(old)
+    new, second = table.add("orders", noop)
+    assert first is not None
+    assert second is not None
+    outcome = table.receive(error(first.id, "backend_unavailable", "down"))
+    assert isinstance(outcome, ErrorReceived)
+    assert outcome.request == first
+    assert outcome.failed == ()
+    assert new.active
+    assert new.error is None
+    assert table.channels() == ["orders"]
+    assert table.is_pending(second.id)
+
+
+def test_a_late_error_for_a_subscribe_of_a_channel_since_left_fails_nothing() -> None:
+    table = SubscriptionTable()
+    table.connection_opened()
+    entry, subscribe = table.add("orders", noop)
+    table.remove(entry)
+    assert subscribe is not None
+    outcome = table.receive(error(subscribe.id))
+    assert isinstance(outcome, ErrorReceived)
+    assert outcome.failed == ()
+    assert entry.error is None
+    assert table.channels() == []
+
+
+def test_removing_an_entry_that_the_table_does_not_hold_changes_nothing() -> None:
+    table, entries = open_table("orders")
+    stranger, _ = SubscriptionTable().add("orders", noop)  # same channel, another table
+    assert table.remove(stranger) is None
+    assert table.get("orders") is not None
+    assert table.channels() == ["orders"]
+    assert entries["orders"].ready
+    assert table.pending() == []
+
+
+def test_get_returns_the_channel_state_and_whether_it_is_a_pattern() -> None:
+    table, entries = open_table("orders", "users.*")
+    orders, users = table.get("orders"), table.get("users.*")
+    assert orders is not None
+    assert users is not None
+    assert orders.entries == [entries["orders"]]
+    assert not orders.is_pattern
+    assert users.is_pattern
+    assert users.matcher is not None and users.matcher.fullmatch("users.42")
+    assert table.get("payments") is None
+
+
 # -- the subscription table: events --------------------------------------------
 
 

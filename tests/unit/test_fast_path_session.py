@@ -7,13 +7,6 @@ the order they were queued; without it, each frame is one ``websocket.send``.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-
-import orjson
-from websockets.client import ClientProtocol
-from websockets.frames import Frame, Opcode
-from websockets.protocol import State
-from websockets.uri import parse_uri
 
 from broadcast_cli.backends.memory import MemoryBackend
 from broadcast_cli.history import HistoryOptions
@@ -21,66 +14,10 @@ from broadcast_cli.hub import Hub
 from broadcast_cli.message import PublishRequest
 from broadcast_cli.protocol import CloseCode
 from broadcast_cli.server.config import Limits
-from broadcast_cli.server.framing import RAW_SEND
 from broadcast_cli.server.websocket import WebSocketEndpoint
 from tests.conftest import wait_for, wait_until
-
-
-class FakeWriter:
-    """A :class:`~broadcast_cli.server.framing.FramedWriter` that parses what it is given as a client would."""
-
-    def __init__(self) -> None:
-        self.client = ClientProtocol(parse_uri("ws://test/ws/broadcast"), state=State.OPEN, max_size=None)
-        self.frames: list[Frame] = []
-        self.writes = 0
-        self.writable = asyncio.Event()
-        self.writable.set()
-
-    @property
-    def paused(self) -> bool:
-        return not self.writable.is_set()
-
-    def write(self, data: bytes, frames: int = 1) -> None:
-        assert not self.paused, "written while paused"
-        self.client.receive_data(data)
-        received = [event for event in self.client.events_received() if isinstance(event, Frame)]
-        assert len(received) == frames
-        self.frames += received
-        self.writes += 1
-
-    async def wait_writable(self) -> None:
-        await self.writable.wait()
-
-    def json(self) -> list[dict[str, Any]]:
-        assert all(frame.opcode is Opcode.TEXT and frame.fin for frame in self.frames)
-        return [orjson.loads(frame.data) for frame in self.frames]
-
-
-class Connection:
-    """One ASGI WebSocket connection to the endpoint: the client's side of receive and send."""
-
-    def __init__(self, endpoint: WebSocketEndpoint, writer: FakeWriter | None) -> None:
-        self.incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.sent: list[dict[str, Any]] = []
-        extensions: dict[str, Any] = {"websocket.http.response": {}}
-        if writer is not None:
-            extensions[RAW_SEND] = {"writer": writer}
-        scope = {"type": "websocket", "subprotocols": [], "extensions": extensions}
-        self.incoming.put_nowait({"type": "websocket.connect"})
-        self.task = asyncio.ensure_future(endpoint(scope, self.incoming.get, self._send))
-
-    async def _send(self, message: dict[str, Any]) -> None:
-        self.sent.append(message)
-
-    def request(self, frame: dict[str, Any]) -> None:
-        self.incoming.put_nowait({"type": "websocket.receive", "text": orjson.dumps(frame).decode()})
-
-    def texts(self) -> list[dict[str, Any]]:
-        return [orjson.loads(m["text"]) for m in self.sent if m["type"] == "websocket.send"]
-
-    def close_code(self) -> int | None:
-        closes = [m["code"] for m in self.sent if m["type"] == "websocket.close"]
-        return closes[0] if closes else None
+from tests.unit.asgi import AsgiWebSocket as Connection
+from tests.unit.asgi import FakeWriter
 
 
 async def started_hub() -> Hub:

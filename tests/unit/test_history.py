@@ -77,3 +77,26 @@ def test_recover_fails_on_another_epoch_or_a_future_seq() -> None:
 
 def test_recover_without_epoch_checks_seq_only() -> None:
     assert recover(slice_(5, [4, 5]), since=3, epoch=None).recovered is True
+
+
+def test_the_length_of_a_history_is_what_it_holds_after_evictions_and_expiry() -> None:
+    history = ChannelHistory(HistoryOptions(size=3, ttl=1.0))
+    assert len(history) == 0
+    for seq in range(1, 5):
+        history.append(msg(seq, ts=seq * 400))
+    assert len(history) == 3  # seq 1 was evicted by the size bound
+    history.expire(now_ms=2_300)  # seqs 2 (800 ms) and 3 (1200 ms) are more than 1 s old
+    assert len(history) == 1
+    assert len(ChannelHistory(HistoryOptions(size=0))) == 0
+
+
+def test_recover_fails_when_a_repeated_seq_hides_a_hole() -> None:
+    """Two copies of seq 4 make up the count of 4 and 5, but 5 is missing."""
+    result = recover(slice_(5, [4, 4]), since=3, epoch="e")
+    assert (result.recovered, list(result.messages)) == (False, [])
+    assert result.position == Position(5, "e")
+
+
+def test_recover_fails_when_history_is_out_of_order() -> None:
+    """Every seq is there, but replaying them as read would deliver 5 before 4."""
+    assert recover(slice_(5, [5, 4]), since=3, epoch="e").recovered is False

@@ -206,3 +206,40 @@ def test_publish_ack() -> None:
     assert orjson.loads(encode_publish_ack(9, message)) == {
         "type": "ack", "id": 9, "publish": {"channel": "chat", "seq": 3, "epoch": "e", "id": "m1", "ts": 5}
     }
+
+
+def test_a_request_id_longer_than_the_limit_is_refused_and_not_echoed() -> None:
+    with pytest.raises(ProtocolError, match="the request id must have at most 128 characters") as info:
+        parse_request(orjson.dumps({"id": "x" * 129, "subscribe": ["orders"]}))
+    assert info.value.code == "invalid_request"
+    assert info.value.request_id is None
+    assert parse_request(orjson.dumps({"id": "x" * 128, "subscribe": ["orders"]})).id == "x" * 128
+
+
+@pytest.mark.parametrize("epoch", ["", "e" * 65, 7])
+def test_a_subscribe_epoch_must_be_a_short_string(epoch: object) -> None:
+    frame = orjson.dumps({"id": 2, "subscribe": [{"channel": "orders", "since": 1, "epoch": epoch}]})
+    with pytest.raises(ProtocolError, match='"epoch" must be a string of 1 to 64 characters') as info:
+        parse_request(frame)
+    assert (info.value.code, info.value.request_id) == ("invalid_request", 2)
+
+
+@pytest.mark.parametrize("auth", ['"abc.def.ghi"', "null", '{"token": "t", "extra": 1}', "{}"])
+def test_auth_must_be_an_object_with_only_a_token(auth: str) -> None:
+    with pytest.raises(ProtocolError, match='"auth" must be an object') as info:
+        parse_request(f'{{"id": 3, "auth": {auth}}}')
+    assert (info.value.code, info.value.request_id) == ("invalid_request", 3)
+
+
+@pytest.mark.parametrize("message_id", ["", "m" * 129, 42])
+def test_a_publish_message_id_must_be_a_short_string(message_id: object) -> None:
+    with pytest.raises(ProtocolError, match='"id" must be a string of 1 to 128 characters') as info:
+        parse_publish({"channel": "orders", "event": "created", "id": message_id})
+    assert info.value.code == "invalid_request"
+    assert parse_publish({"channel": "orders", "event": "created", "id": "m" * 128}).id == "m" * 128
+
+
+def test_an_event_whose_payload_is_not_json_serializable_is_an_invalid_payload() -> None:
+    with pytest.raises(InvalidPayload, match="the payload is not JSON-serializable") as info:
+        encode_event(_message(payload={1, 2}))
+    assert info.value.code == "invalid_payload"

@@ -62,6 +62,9 @@ def test_cluster_urls_are_always_sharded() -> None:
         ("redis+cluster://n1,,n2", "empty host"),
         ("redis+cluster://", "names no host"),
         ("redis+cluster://[::1", "invalid host"),
+        ("redis+cluster://[::1]x", "invalid host"),  # said by urlsplit itself on newer Pythons
+        ("redis+cluster://[::1]:7000,[::2", "invalid host '[::2'"),
+        ("redis+cluster://[::1]:7000,[::2]7001", "invalid host '[::2]7001'"),
         ("redis+sentinel://s1:26379", "names no Sentinel service"),
         ("redis+sentinel://s1/a/b/c", "names no Sentinel service"),
         ("redis+sentinel://s1/mymaster/x", "invalid database 'x'"),
@@ -93,3 +96,8 @@ def test_create_backend_knows_every_redis_scheme() -> None:
         create_backend("redis+foo://h")
     with pytest.raises(ConfigurationError, match="unknown backend URL scheme 'mongodb'"):
         create_backend("mongodb://x")
+
+
+def test_several_ipv6_hosts_each_in_brackets() -> None:
+    target = parse_redis_url("redis+cluster://[::1]:7000,[::2]:7001,[::3]")
+    assert target.hosts == (("::1", 7000), ("::2", 7001), ("::3", 6379))

@@ -81,3 +81,11 @@ def test_a_hole_partly_below_the_read_position_skips_only_that_part() -> None:
     assert seqs(sequencer.fill([msg(5)], Position(6, "e"))) == [5]
     assert sequencer.position == Position(6, "e")
     assert sequencer.gap == (6, 9)
+
+
+def test_a_fill_before_the_sync_delivers_nothing_and_does_not_sync() -> None:
+    sequencer = Sequencer()
+    assert sequencer.fill([msg(1), msg(2)], Position(2, "e")) == []
+    assert sequencer.position is None
+    assert sequencer.gap is None
+    assert seqs(sequencer.sync(Position(0, "e"))) == []  # the filled messages were not held

@@ -76,6 +76,20 @@ class TestOrigins:
         with pytest.raises(ConfigurationError, match="invalid allowed origin"):
             OriginPolicy.of(["app.example.com"])
 
+    def test_a_lone_star_allows_every_origin_but_stays_a_configured_policy(self) -> None:
+        policy = OriginPolicy.of(["*"])
+        assert policy  # configured, unlike the empty policy
+        for origin in ("https://evil.com", "http://localhost:1", "null"):
+            assert policy.allows(origin), origin
+
+    def test_a_lone_star_mixed_with_exact_origins_still_allows_everything(self) -> None:
+        policy = OriginPolicy.of(["https://app.example.com", "*"])
+        assert policy.allows("https://app.example.com") and policy.allows("https://other.example")
+
+    def test_more_than_one_wildcard_in_an_origin_is_refused(self) -> None:
+        with pytest.raises(ConfigurationError, match=r"invalid allowed origin 'https://\*\.\*\.example\.com'"):
+            OriginPolicy.of(["https://*.*.example.com"])
+
 
 class TestTokenBucket:
     def test_burst_then_rate(self) -> None:
@@ -156,3 +170,44 @@ class TestTokens:
             TokenVerifier(SECRET, "HS512")
         with pytest.raises(ConfigurationError, match="invalid"):
             TokenSigner(SECRET).mint("a", channels=["not valid"])
+
+    def test_a_token_needs_a_subject_and_a_positive_lifetime(self) -> None:
+        signer = TokenSigner(SECRET)
+        with pytest.raises(ConfigurationError, match=r"a token needs a subject \(--sub\)"):
+            signer.mint("", channels=["orders"])
+        for ttl in (0, -5.0):
+            with pytest.raises(ConfigurationError, match=f"must be more than 0 seconds, not {ttl}"):
+                signer.mint("alice", channels=["orders"], ttl=ttl)
+
+    @pytest.mark.parametrize("algorithm", ["RS256", "ES256"])
+    def test_a_signing_key_that_is_not_a_private_key_is_a_configuration_error(self, algorithm: str) -> None:
+        with pytest.raises(ConfigurationError, match=f"cannot sign a token with this {algorithm} key: "):
+            TokenSigner(SECRET, algorithm).mint("alice", channels=["orders"])
+
+    def test_a_signing_key_of_the_other_kind_is_a_configuration_error(self) -> None:
+        rsa_private, _ = key_pair("RS256")
+        with pytest.raises(ConfigurationError, match="cannot sign a token with this ES256 key"):
+            TokenSigner(rsa_private, "ES256").mint("alice")
+
+    def test_a_verifying_key_that_cannot_be_loaded_says_the_token_cannot_be_checked(self) -> None:
+        private, _ = key_pair("ES256")
+        token = TokenSigner(private, "ES256").mint("alice", channels=["orders"])
+        with pytest.raises(AuthenticationError, match="the connection token cannot be checked: ") as caught:
+            TokenVerifier(SECRET, "ES256").verify(token)
+        assert token not in str(caught.value)
+
+    @pytest.mark.parametrize(
+        ("sub", "message"),
+        [("", "the connection token's 'sub' claim must be a non-empty string"), (0, "Subject must be a string")],
+    )
+    def test_a_subject_that_is_not_a_non_empty_string_is_refused(self, sub: object, message: str) -> None:
+        token = jwt.encode({"sub": sub, "exp": int(time.time()) + 60, "channels": []}, SECRET, algorithm="HS256")
+        with pytest.raises(AuthenticationError, match=message):
+            TokenVerifier(SECRET).verify(token)
+
+    @pytest.mark.parametrize("claim", ["channels", "publish"])
+    def test_a_grant_claim_with_an_invalid_channel_name_is_refused(self, claim: str) -> None:
+        claims = {"sub": "a", "exp": int(time.time()) + 60, claim: ["orders", "not valid"]}
+        token = jwt.encode(claims, SECRET, algorithm="HS256")
+        with pytest.raises(AuthenticationError, match=f"the connection token's '{claim}' claim is not valid: "):
+            TokenVerifier(SECRET).verify(token)

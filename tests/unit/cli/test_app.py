@@ -96,11 +96,3 @@ def test_an_unexpected_error_is_one_line_unless_debugging(
     )
     result = runner.invoke(app, ["publish", "c", "e"], env={"BROADCAST_DEBUG": "1"})
     assert isinstance(result.exception, RuntimeError)
-
-
-def test_python_m_broadcast_cli_is_the_command() -> None:
-    import subprocess
-    import sys
-
-    result = subprocess.run([sys.executable, "-m", "broadcast_cli", "--version"], capture_output=True, text=True)
-    assert result.stdout == f"broadcast-cli {__version__}\n"

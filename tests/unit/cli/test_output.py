@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import sys
 
 import orjson
 import pytest
@@ -84,15 +83,3 @@ def test_errors_and_status_go_to_stderr_as_one_line_each() -> None:
     output.status("reconnecting")
     assert stdout.getvalue() == ""
     assert stderr.getvalue() == "broadcast: bad \\u001b[2J thing\nbroadcast: reconnecting\n"
-
-
-def test_rich_is_not_imported_for_ndjson() -> None:
-    import subprocess
-
-    code = (
-        "import sys, io; from broadcast_cli.cli.output import Output; from broadcast_cli.message import Message;"
-        "Output(stdout=io.StringIO()).event(Message('c','e',1,1,'x','i',5)); Output().error('x');"
-        "assert 'rich' not in sys.modules, 'rich was imported'"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr

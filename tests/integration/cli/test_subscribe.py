@@ -8,8 +8,7 @@ from typer.testing import CliRunner
 
 from broadcast_cli.cli.app import app
 from broadcast_cli.cli.status import ExitStatus
-from tests.integration.conftest import free_port
-from tests.unit.cli.conftest import ThreadedServer
+from tests.integration.conftest import ThreadedServer, free_port
 
 
 def events(output: str) -> list[dict[str, object]]:
