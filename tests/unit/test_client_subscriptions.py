@@ -235,14 +235,23 @@ def test_an_unsubscribe_before_the_subscribe_ack_still_unsubscribes_and_the_late
     assert not entry.ready
 
 
-def test_a_stale_ack_does_not_touch_a_channel_subscribed_again() -> None:
+def subscribed_again(channel: str) -> tuple[SubscriptionTable, OutgoingRequest, HandlerEntry, OutgoingRequest]:
+    """A table where *channel* was subscribed, left and subscribed again before any answer.
+
+    Returns the table, the first subscribe request, the new entry and its subscribe request.
+    """
     table = SubscriptionTable()
     table.connection_opened()
-    old, first = table.add("orders", noop)
+    old, first = table.add(channel, noop)
     table.remove(old)
-    new, second = table.add("orders", noop)
+    new, second = table.add(channel, noop)
     assert first is not None
     assert second is not None
+    return table, first, new, second
+
+
+def test_a_stale_ack_does_not_touch_a_channel_subscribed_again() -> None:
+    table, first, new, second = subscribed_again("orders")
     assert table.receive(ack(first.id, {"orders": {"seq": 5, "epoch": "e1"}})) == AckReceived(first)
     assert not new.ready
     # events of the old subscription, before the new one's ack, are not delivered
@@ -428,13 +437,7 @@ def test_a_subscribe_ack_without_a_channels_object_still_makes_the_subscription_
 
 
 def test_a_late_error_for_a_subscribe_does_not_fail_the_channel_subscribed_again() -> None:
-    table = SubscriptionTable()
-    table.connection_opened()
-    old, first = table.add("orders", noop)
-    table.remove(old)
-    new, second = table.add("orders", noop)
-    assert first is not None
-    assert second is not None
+    table, first, new, second = subscribed_again("orders")
     outcome = table.receive(error(first.id, "backend_unavailable", "down"))
     assert isinstance(outcome, ErrorReceived)
     assert outcome.request == first
