@@ -271,6 +271,20 @@ def subscribed_on(cluster: RedisClusterNodes, channel: str) -> dict[int, int]:
     return cluster.shard_subscribers(shard_channel(channel))
 
 
+async def ten_on_every_shard(
+    cluster: RedisClusterNodes, channels: dict[int, str], hubs: Hubs
+) -> tuple[Hub, Hub, Collector]:
+    """A publisher and a listener on *cluster*; the listener has received messages 1–10 of each of *channels*."""
+    publisher, listener = await hubs(cluster.url), await hubs(cluster.url)
+    sink = Collector()
+    await listener.subscribe(sink, [SubscribeItem(channel) for channel in channels.values()])
+    for n in range(10):
+        for channel in channels.values():
+            await publisher.publish(channel, "e", n)
+    await wait_until(lambda: len(sink.messages) == 10 * len(channels), what="ten messages on every shard")
+    return publisher, listener, sink
+
+
 async def test_cluster_channels_on_every_shard_fan_out_in_order(redis_cluster: RedisClusterNodes, hubs: Hubs) -> None:
     channels = channels_per_node(redis_cluster)
     a, b = await hubs(redis_cluster.url), await hubs(redis_cluster.url)
@@ -422,13 +436,7 @@ async def test_a_channel_follows_its_slot_to_another_node(own_redis_cluster: Red
 async def test_a_restarted_node_gets_its_subscriptions_back(own_redis_cluster: RedisClusterNodes, hubs: Hubs) -> None:
     cluster = own_redis_cluster
     channels = channels_per_node(cluster)
-    publisher, listener = await hubs(cluster.url), await hubs(cluster.url)
-    sink = Collector()
-    await listener.subscribe(sink, [SubscribeItem(channel) for channel in channels.values()])
-    for n in range(10):
-        for channel in channels.values():
-            await publisher.publish(channel, "e", n)
-    await wait_until(lambda: len(sink.messages) == 30)
+    publisher, listener, sink = await ten_on_every_shard(cluster, channels, hubs)
     victim_port, victim_channel = next(iter(channels.items()))
     victim = next(node for node in cluster.nodes if node.port == victim_port)
     victim.stop()
@@ -458,13 +466,7 @@ async def test_a_failover_moves_subscriptions_to_the_promoted_replica(tmp_path: 
         victim = cluster.nodes[1]
         victim_channel = channels[victim.port]
         replica = cluster.add_replica(victim)
-        publisher, listener = await hubs(cluster.url), await hubs(cluster.url)
-        sink = Collector()
-        await listener.subscribe(sink, [SubscribeItem(channel) for channel in channels.values()])
-        for n in range(10):
-            for channel in channels.values():
-                await publisher.publish(channel, "e", n)
-        await wait_until(lambda: len(sink.messages) == 30)
+        publisher, listener, sink = await ten_on_every_shard(cluster, channels, hubs)
         with victim.client() as client:
             assert client.wait(1, int(scaled(10) * 1000)) == 1  # the replica has every message
 
