@@ -25,7 +25,8 @@ wants() {  # wants LAYER: true when LAYER is among the chosen layers (all of the
 }
 
 missing=()
-if wants unit && ! command -v node >/dev/null 2>&1; then missing+=(nodejs); fi
+if { wants unit || wants integration; } && ! command -v node >/dev/null 2>&1; then missing+=(nodejs); fi
+if wants integration && ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
 if { wants integration || wants e2e; } && ! command -v redis-server >/dev/null 2>&1; then missing+=(redis-server); fi
 if wants e2e && ! command -v chromium >/dev/null 2>&1; then missing+=(chromium); fi
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -810,6 +810,8 @@ class SocketSession {
     this.#timer = null
     for (const timer of this.#retryTimers) this.#env.clearTimeout(timer)
     this.#retryTimers.clear()
+    for (const timer of this.#requestTimers.values()) this.#env.clearTimeout(timer)
+    this.#requestTimers.clear()
     const ws = this.#ws
     if (ws !== null) {
       this.#detach(ws)

@@ -166,6 +166,18 @@ describe('BroadcastClient on its own socket', () => {
     assert.equal(client.state, ClientState.RECONNECTING)
   })
 
+  it('leaves no timer behind after disconnect(), even with a request unanswered (Node would wait for it)', () => {
+    const world = new World({ server: false })
+    const { client } = solo(world)
+    client.subscribe('orders', () => {})
+    client.connect()
+    world.sockets[0].accept()
+    assert.equal(world.sockets[0].subscribes().length, 1)
+    assert.equal(world.clock.pending().length, 1) // the subscribe's answer is awaited
+    client.disconnect()
+    assert.deepEqual(world.clock.pending(), [])
+  })
+
   it('keeps subscriptions across disconnect() and connect()', async () => {
     const world = new World()
     const { client } = solo(world)
