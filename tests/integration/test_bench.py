@@ -128,8 +128,11 @@ def test_cannot_connect() -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["--servers", "2"], ["--embedded", "--servers", "2"], ["--embedded", "--url", "ws://127.0.0.1:1/"], ["-s", "5"]],
-)
+    [
+        ["--servers", "2"], ["--embedded", "--servers", "2"], ["--embedded", "--url", "ws://127.0.0.1:1/"], ["-s", "5"],
+        ["--url", "https://127.0.0.1:1"], ["--url", "http://127.0.0.1:1/elsewhere"],
+    ],
+)  # fmt: skip
 def test_usage_errors(args: list[str]) -> None:
     result = bench(*args)
     assert result.returncode == 2, result.stderr

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "broadcast_cli"
 
 LAYERS: list[tuple[str, set[str]]] = [
-    ("model", {"exceptions", "message", "protocol", "history", "sequencer", "backoff", "auth"}),
+    ("model", {"exceptions", "message", "protocol", "history", "sequencer", "backoff", "auth", "urls"}),
     ("core", {"backends", "hub", "broadcaster"}),
     ("io", {"server", "client", "static", "demo"}),
     ("tools", {"bench"}),

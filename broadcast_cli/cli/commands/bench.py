@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ...bench.config import DEFAULT_URL, BenchConfig, EmbeddedServer
+from ...bench.config import BenchConfig, EmbeddedServer
 from ...bench.system import parse_cpus
 from ...exceptions import ConfigurationError
+from ...urls import ServerURL, parse_server_url, redact
 from ..errors import InputError
-from ..options import FormatOption, positive
+from ..options import DEFAULT_URL, URL_HELP, FormatOption, UrlsOption, positive, server_url
 from ..output import Format, Output
 from ..status import EXIT_STATUS_HELP, ExitStatus
 
@@ -25,7 +26,7 @@ Examples:
 
   broadcast bench --embedded -n 1000 -m 2000 --server-cpus 0 --cpus 1
 
-  broadcast bench --url ws://127.0.0.1:8000/ws/broadcast -n 1000 --rate 200 --duration 10
+  broadcast bench --url http://127.0.0.1:8000 -n 1000 --rate 200 --duration 10
 
   broadcast bench --embedded --redis-url redis://127.0.0.1:6379/0 --servers 2 -n 1000
 
@@ -38,6 +39,9 @@ bench and of the server, and the correctness check from the seqs: lost,
 duplicated, reordered. Exits 1 when that check fails (anything lost, duplicated
 or reordered, an error frame, or a subscriber closed by the server).
 
+{URL_HELP}
+The subscribers speak no TLS; --publish-url may be https://.
+
 {EXIT_STATUS_HELP}
 """
 
@@ -45,9 +49,18 @@ _DEFAULT_MESSAGES = 10_000
 """Messages published when neither --messages nor --duration is given."""
 
 
+def _websocket_url(server: ServerURL, given: str) -> str:
+    """The WebSocket endpoint the bench's subscribers connect to; refuses TLS, which they do not speak."""
+    if server.secure:
+        raise ConfigurationError(
+            f"invalid server URL {redact(given)!r}: the bench speaks no TLS; give an http:// or ws:// URL"
+        )
+    return server.websocket
+
+
 def _config(
     *,
-    urls: list[str] | None,
+    urls: list[tuple[str, ServerURL]] | None,
     publish_url: str | None,
     api_key: str | None,
     embedded: bool,
@@ -71,7 +84,10 @@ def _config(
     server_pids: list[int] | None,
     cpus: str | None,
 ) -> BenchConfig:
-    """The run the options describe; raises :class:`InputError` for options that do not fit together."""
+    """The run the options describe; raises :class:`InputError` for options that do not fit together.
+
+    *urls* are the ``--url`` values as given, each with the server it names.
+    """
     if not embedded and (redis_url is not None or servers != 1 or server_cpus is not None):
         raise InputError("--redis-url, --servers and --server-cpus go with --embedded")
     if embedded and urls:
@@ -79,6 +95,12 @@ def _config(
     if messages is None and duration is None:
         messages = _DEFAULT_MESSAGES
     try:
+        targets = urls or [(DEFAULT_URL, parse_server_url(DEFAULT_URL))]
+        websocket_urls = tuple(_websocket_url(server, given) for given, server in targets)
+        if publish_url is not None:
+            publish_url = parse_server_url(publish_url).http
+        elif not embedded:
+            publish_url = targets[0][1].http
         spec = None
         if embedded:
             spec = EmbeddedServer(
@@ -87,7 +109,7 @@ def _config(
                 cpus=parse_cpus(server_cpus) if server_cpus is not None else frozenset(),
             )
         return BenchConfig(
-            urls=tuple(urls) if urls else (DEFAULT_URL,),
+            urls=websocket_urls,
             publish_url=publish_url,
             api_key=api_key,
             embedded=spec,
@@ -122,20 +144,16 @@ def exit_status(report: Report) -> ExitStatus:
 
 
 def bench(
+    ctx: typer.Context,
     *,
-    urls: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--url",
-            "-u",
-            help="WebSocket endpoint of a running server; repeat it to spread the subscribers over several. "
-            f"Default: {DEFAULT_URL}.",
-            show_default=False,
-        ),
-    ] = None,
+    urls: UrlsOption = None,
     publish_url: Annotated[
         str | None,
-        typer.Option(help="HTTP base URL to publish to (default: the server of the first --url).", show_default=False),
+        typer.Option(
+            help="The server to publish to, by any URL --url takes (https:// works here). "
+            "Default: the server of the first --url.",
+            show_default=False,
+        ),
     ] = None,
     api_key: Annotated[
         str | None,
@@ -230,8 +248,11 @@ def bench(
     N subscribers over C channels, P publishers at a rate or as fast as possible,
     against a running server (--url) or servers the bench starts (--embedded).
     """
+    source = ctx.get_parameter_source("urls")
+    if embedded and source is not None and source.name == "ENVIRONMENT":
+        urls = None  # BROADCAST_URL names a server to use; --embedded starts its own
     config = _config(
-        urls=urls,
+        urls=[(url, server_url(ctx, url, parameter="urls")) for url in urls] if urls else None,
         publish_url=publish_url,
         api_key=api_key,
         embedded=embedded,

@@ -22,7 +22,7 @@ from ...client.publish import (
 from ...exceptions import BroadcastError
 from ...message import PublishRequest
 from ..errors import InputError
-from ..options import DEFAULT_HTTP_URL, FormatOption, HttpUrlOption, PrefixOption, positive
+from ..options import DEFAULT_URL, URL_HELP, FormatOption, PrefixOption, UrlOption, positive, server_url
 from ..output import Format, Output
 from ..status import EXIT_STATUS_HELP
 
@@ -43,6 +43,8 @@ Examples:
 
 Prints the assigned seq of each message: one JSON receipt per line when piped,
 a summary on a terminal.
+
+{URL_HELP}
 
 {EXIT_STATUS_HELP}
 """
@@ -155,7 +157,7 @@ def publish(
         str | None,
         typer.Option(help="Your client id, passed on to subscribers so they can ignore their own echo."),
     ] = None,
-    url: HttpUrlOption = DEFAULT_HTTP_URL,
+    url: UrlOption = DEFAULT_URL,
     redis_url: Annotated[
         str | None,
         typer.Option(
@@ -187,6 +189,7 @@ def publish(
     url_source = ctx.get_parameter_source("url")
     if redis_url is not None and url_source is not None and url_source.name == "COMMANDLINE":
         raise typer.BadParameter("give --url or --redis-url, not both", param_hint="--redis-url")
+    http_url = server_url(ctx, url).http if redis_url is None else None
     if ndjson:
         if channel is not None or payload is not None or count is not None:
             raise typer.BadParameter("--ndjson reads everything from stdin: give no CHANNEL, EVENT, PAYLOAD or --count")
@@ -197,5 +200,5 @@ def publish(
         text = None if payload is None else read_payload_text(payload)
         requests = build_requests(channel, event, text, count=count, origin=origin)
     output = Output(output_format)
-    pub = publisher(url, redis_url=redis_url, prefix=prefix, timeout=timeout, api_key=api_key)
+    pub = publisher(http_url, redis_url=redis_url, prefix=prefix, timeout=timeout, api_key=api_key)
     asyncio.run(_publish(pub, output, requests, origin))

@@ -12,7 +12,7 @@ import typer
 
 from ...client.stream import EventStream
 from ...message import Message
-from ..options import DEFAULT_WS_URL, CountOption, FormatOption, TimeoutOption, WsUrlOption, positive
+from ..options import DEFAULT_URL, URL_HELP, CountOption, FormatOption, TimeoutOption, UrlOption, positive, server_url
 from ..output import Format, Output
 from ..status import EXIT_STATUS_HELP, ExitStatus
 
@@ -27,10 +27,15 @@ Examples:
 
   broadcast subscribe --channel orders --count 3 --timeout 10
 
+  broadcast subscribe --channel orders --url https://broadcast.example.com
+
 Prints each event: as received, one JSON object per line, when piped; pretty on
 a terminal. Reconnects on its own (status on stderr) and recovers what it missed
 (patterns get live events only). Ctrl-C or SIGTERM exits 0; --timeout exits 0, or 5 when
 fewer than --count events came.
+
+{URL_HELP}
+BROADCAST_WS_URL, deprecated, still works here (and wins over BROADCAST_URL).
 
 {EXIT_STATUS_HELP}
 """
@@ -94,6 +99,7 @@ def run_until_stopped(follower: Coroutine[Any, Any, ExitStatus]) -> ExitStatus:
 
 
 def subscribe(
+    ctx: typer.Context,
     *,
     channel: Annotated[
         list[str],
@@ -114,7 +120,7 @@ def subscribe(
     ] = None,
     count: CountOption = None,
     timeout: TimeoutOption = None,
-    url: WsUrlOption = DEFAULT_WS_URL,
+    url: UrlOption = DEFAULT_URL,
     connect_timeout: ConnectTimeoutOption = 10.0,
     output_format: FormatOption = Format.AUTO,
 ) -> None:
@@ -122,8 +128,9 @@ def subscribe(
     if epoch is not None and since is None:
         raise typer.BadParameter("--epoch goes with --since", param_hint="--epoch")
     output = Output(output_format)
+    server = server_url(ctx, url, notice=output.status)
     stream = EventStream(
-        url,
+        server.websocket,
         channel,
         since=since,
         epoch=epoch,

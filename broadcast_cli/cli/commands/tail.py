@@ -10,7 +10,7 @@ import typer
 from ...client.stream import EventStream
 from ...message import is_pattern
 from ...protocol import MAX_LAST
-from ..options import DEFAULT_WS_URL, CountOption, FormatOption, TimeoutOption, WsUrlOption
+from ..options import DEFAULT_URL, URL_HELP, CountOption, FormatOption, TimeoutOption, UrlOption, server_url
 from ..output import Format, Output
 from ..rates import ChannelRates
 from ..status import EXIT_STATUS_HELP, ExitStatus
@@ -30,6 +30,9 @@ Examples:
 One coloured line per event on a terminal (time, channel, event, seq, payload);
 one JSON object per line, as received, when piped. -n replays the named channels
 (patterns get live events only).
+
+{URL_HELP}
+BROADCAST_WS_URL, deprecated, still works here (and wins over BROADCAST_URL).
 
 {EXIT_STATUS_HELP}
 """
@@ -71,6 +74,7 @@ async def watch_rates(
 
 
 def tail(
+    ctx: typer.Context,
     *,
     names: Annotated[
         list[str] | None,
@@ -96,17 +100,18 @@ def tail(
     ] = False,
     count: CountOption = None,
     timeout: TimeoutOption = None,
-    url: WsUrlOption = DEFAULT_WS_URL,
+    url: UrlOption = DEFAULT_URL,
     connect_timeout: ConnectTimeoutOption = 10.0,
     output_format: FormatOption = Format.AUTO,
 ) -> None:
     """Watch live traffic: every channel by default, one line per event."""
     names = names or ["*"]
     output = Output(output_format)
+    server = server_url(ctx, url, notice=output.status)
     channels = [name for name in names if not is_pattern(name)]
     if lines is not None and not channels:
         output.status("-n replays named channels only; patterns get live events")
-    stream = EventStream(url, names, last=lines, connect_timeout=connect_timeout, on_status=output.status)
+    stream = EventStream(server.websocket, names, last=lines, connect_timeout=connect_timeout, on_status=output.status)
     if stats:
         status = run_until_stopped(watch_rates(stream, output, count=count, idle=timeout))
     else:

@@ -49,7 +49,7 @@ def test_several_channels_and_a_pattern(runner: CliRunner, server: ThreadedServe
 
     thread = server.in_background(action)
     args = ["subscribe", "-C", "orders", "-C", "users", "-C", "orders.*", "-c", "4"]
-    result = runner.invoke(app, args, env={"BROADCAST_WS_URL": server.ws_url})
+    result = runner.invoke(app, args, env={"BROADCAST_WS_URL": server.ws_url})  # deprecated, still works
     thread.join()
     assert result.exit_code == 0, result.output
     assert [e["channel"] for e in events(result.stdout)] == ["orders", "users", "orders.eu", "orders.us.east"]
@@ -158,7 +158,8 @@ def test_a_refused_subscription_exits_4(runner: CliRunner, server: ThreadedServe
         (["-C", "a b*"], "broadcast: invalid pattern 'a b*'"),
         (["-C", "a", "-C", "b", "--since", "1"], "broadcast: since resumes one channel"),
         (["-C", "a.*", "--since", "1"], "broadcast: since resumes one channel"),
-        (["-C", "a", "-u", "http://x"], "broadcast: invalid server URL 'http://x'"),
+        (["-C", "a", "-u", "http://x/y"], "broadcast: invalid server URL 'http://x/y': the path '/y'"),
+        (["-C", "a", "-u", "x:8000"], "broadcast: invalid server URL 'x:8000': it must start with http://"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(runner: CliRunner, args: list[str], message: str) -> None:
@@ -180,4 +181,5 @@ def test_help_has_examples_and_the_environment_variable(runner: CliRunner) -> No
     result = runner.invoke(app, ["subscribe", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert "broadcast subscribe --channel orders" in result.stdout
-    assert "BROADCAST_WS_URL" in result.stdout and "ws://127.0.0.1:8000/ws/broadcast" in result.stdout
+    assert "BROADCAST_URL" in result.stdout and "http://127.0.0.1:8000" in result.stdout
+    assert "BROADCAST_WS_URL, deprecated, still works" in result.stdout

@@ -115,10 +115,10 @@ def test_stats_timeout_without_events(runner: CliRunner, server: ThreadedServer)
 
 
 def test_a_server_that_is_down_exits_3(runner: CliRunner) -> None:
-    url = f"ws://127.0.0.1:{free_port()}/ws/broadcast"
-    result = runner.invoke(app, ["tail", "--connect-timeout", "0.2"], env={"BROADCAST_WS_URL": url})
+    port = free_port()
+    result = runner.invoke(app, ["tail", "--connect-timeout", "0.2"], env={"BROADCAST_URL": f"http://127.0.0.1:{port}"})
     assert result.exit_code == ExitStatus.CANNOT_CONNECT
-    assert result.stderr == f"broadcast: could not connect to {url} within 0.2 s\n"
+    assert result.stderr == f"broadcast: could not connect to ws://127.0.0.1:{port}/ws/broadcast within 0.2 s\n"
 
 
 @pytest.mark.parametrize("args", [["-n", "0"], ["-n", "10001"], ["-c", "0"], ["--format", "xml"]])
@@ -135,4 +135,4 @@ def test_bad_names_exit_2(runner: CliRunner) -> None:
 def test_help_has_examples(runner: CliRunner) -> None:
     result = runner.invoke(app, ["tail", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
-    assert "broadcast tail orders 'users.*' -n 20" in result.stdout and "BROADCAST_WS_URL" in result.stdout
+    assert "broadcast tail orders 'users.*' -n 20" in result.stdout and "BROADCAST_URL" in result.stdout
