@@ -17,7 +17,10 @@ class Limits:
 
     A client whose unsent frames exceed :attr:`send_buffer_messages` or
     :attr:`send_buffer_bytes` is a slow consumer: its connection is closed with
-    code 4008 and it recovers from history when it reconnects.
+    code 4008 and it recovers from history when it reconnects. Times the
+    connections, the send buffer bounds are what stalled clients may cost the
+    server's memory (docs/guarantees.md gives the worst case, kernel buffers
+    included).
     """
 
     max_frame_bytes: int = 64 * 1024
@@ -28,10 +31,20 @@ class Limits:
     """The most channels (patterns included) one connection may subscribe to."""
     max_patterns: int = 32
     """The most patterns (``orders.*``) one connection may subscribe to."""
-    send_buffer_messages: int = 10_000
-    """The most frames queued for one connection before it is closed as a slow consumer."""
-    send_buffer_bytes: int = 16 * 1024 * 1024
-    """The most bytes queued for one connection before it is closed as a slow consumer."""
+    send_buffer_messages: int = 2_000
+    """The most frames queued for one connection before it is closed as a slow consumer.
+
+    Twice :attr:`max_publish_batch`: a batch reaches every subscriber's queue at
+    once, and must fit in the queue of a client that keeps up. With
+    notifications of a few hundred bytes, this bound is reached before
+    :attr:`send_buffer_bytes`."""
+    send_buffer_bytes: int = 1024 * 1024
+    """The most bytes (of JSON) queued for one connection before it is closed as a slow consumer.
+
+    1 MiB, as Centrifugo's client queue: 10,000 stalled clients queue at most
+    10 GiB of JSON, rather than 160 GiB with the former 16 MiB. What that costs
+    in memory (messages shared or not, the kernel's buffers) is measured in
+    docs/guarantees.md."""
     max_replay_bytes: int = 64 * 1024 * 1024
     """The most bytes a connection may have queued while a subscribe replays history.
 

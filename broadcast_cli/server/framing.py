@@ -72,6 +72,16 @@ class FramedWriter(Protocol):
     async def wait_writable(self) -> None:
         """Wait until the transport's buffer drained below its low-water mark (or the connection ended)."""
 
+    def abort_after(self, seconds: float) -> None:
+        """Drop the connection, with what is still buffered for it, once it has taken none of that for *seconds*.
+
+        The endpoint calls it once it is done with the connection. A client that
+        does not read never takes its close frame, and a transport closes only
+        once its buffer has gone out: without this, such a connection would keep
+        its buffers (the transport's and the kernel's) for as long as the client
+        keeps its socket open.
+        """
+
 
 def framed_writer(scope: Mapping[str, Any]) -> FramedWriter | None:
     """The :class:`FramedWriter` that the ASGI server offers for this connection, if any."""

@@ -10,11 +10,20 @@ subscribers that is most of the server's time (docs/benchmarks.md).
 :data:`~.framing.RAW_SEND`: a :class:`TransportWriter` that writes frames the
 endpoint framed once per message (:func:`~.framing.event_frame`) straight to
 the transport, every frame queued for the connection in one write. Everything
-else — the handshake, reading, pings, the close — stays uvicorn's. The endpoint
-falls back to plain ASGI under any other server.
+else — the handshake, reading, pings, the close — stays uvicorn's, but for one
+thing: once the endpoint is done with a connection, one that takes nothing of
+what is still buffered for it for a while (a client that does not read, and so
+never takes its close frame) is reset (:meth:`TransportWriter.abort_after`)
+rather than kept with its buffers. The endpoint falls back to plain ASGI under
+any other server.
 """
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
@@ -22,6 +31,9 @@ from websockets.protocol import State
 from .framing import RAW_SEND
 
 __all__ = ["BroadcastWebSocketProtocol", "TransportWriter"]
+
+_LINGER_RESET = struct.pack("ii", 1, 0)
+"""``SO_LINGER`` on, for 0 s: closing the socket resets the connection and drops what the kernel still holds for it."""
 
 
 class TransportWriter:
@@ -31,10 +43,11 @@ class TransportWriter:
     connection per event-loop tick carries every frame queued meanwhile.
     """
 
-    __slots__ = ("_protocol", "frames", "writes")
+    __slots__ = ("_abort", "_protocol", "frames", "writes")
 
     def __init__(self, protocol: BroadcastWebSocketProtocol) -> None:
         self._protocol = protocol
+        self._abort: asyncio.TimerHandle | None = None
         self.writes = 0
         """Transport writes made for the endpoint."""
         self.frames = 0
@@ -64,6 +77,45 @@ class TransportWriter:
         """Wait until the transport resumes writing (uvicorn sets the event on ``resume_writing`` and on loss)."""
         await self._protocol.writable.wait()
 
+    def abort_after(self, seconds: float) -> None:
+        """Reset the connection, dropping its buffers, once it has taken nothing buffered for it for *seconds*.
+
+        uvicorn closes a connection with ``transport.close()``, which waits until
+        the transport's buffer has gone out: for a client that does not read, as
+        long as it keeps its end open, with the kernel's send buffer full as
+        well. Every *seconds*, while the connection lasts, what the transport
+        still holds is compared with the previous look: unchanged or more (the
+        client took nothing) means a reset, which frees both buffers at once;
+        less (it is reading, however slowly) or nothing (the rest is with the
+        kernel, which finishes the close by itself) means another look later.
+        """
+        protocol = self._protocol
+        if protocol.disconnected or self._abort is not None:
+            return
+        self._abort = protocol.loop.call_later(
+            seconds, self._check_progress, seconds, protocol.transport.get_write_buffer_size()
+        )
+
+    def _check_progress(self, seconds: float, before: int) -> None:
+        self._abort = None
+        protocol = self._protocol
+        transport = protocol.transport
+        pending = transport.get_write_buffer_size()
+        if pending and pending >= before:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+            transport.abort()
+            return
+        self._abort = protocol.loop.call_later(seconds, self._check_progress, seconds, pending)
+
+    def connection_lost(self) -> None:
+        """The connection ended: nothing left to watch."""
+        if self._abort is not None:
+            self._abort.cancel()
+            self._abort = None
+
 
 class BroadcastWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's ``websockets-sansio`` protocol, offering :data:`~.framing.RAW_SEND` to the app.
@@ -84,3 +136,9 @@ class BroadcastWebSocketProtocol(WebSocketsSansIOProtocol):
             self.raw_writer = TransportWriter(self)
             extensions[RAW_SEND] = {"writer": self.raw_writer}
         await super().run_asgi()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The connection ended: cancel the writer's pending abort, if any."""
+        super().connection_lost(exc)
+        if self.raw_writer is not None:
+            self.raw_writer.connection_lost()

@@ -19,7 +19,10 @@ Two ways out, chosen per connection:
 
 Acks and errors go through the same queue as events, so an ack always precedes
 the replayed events that follow it; the close frame goes through ASGI once the
-writer has stopped.
+writer has stopped. On the fast path, a connection that then takes nothing of
+what is still buffered for it for 10 s is reset, which frees those buffers (the
+transport's and the kernel's): a client that stopped reading for good costs the
+server nothing more.
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ __all__ = ["FramedOutbox", "Outbox", "WebSocketEndpoint"]
 logger = logging.getLogger(__name__)
 
 _CLOSE_TIMEOUT = 10.0
-"""How long to try to send a close frame to a client before giving up on it."""
+"""How long to try to send a close frame to a client before giving up on it (and, on the fast
+path, how long a connection the endpoint is done with may take nothing before it is reset)."""
 
 Scope = Mapping[str, Any]
 
@@ -309,6 +313,10 @@ class _Session:
                 if isinstance(result, Exception) and not isinstance(result, _PEER_GONE):
                     logger.error("unexpected error on a WebSocket connection", exc_info=result)
                     self._close(CloseCode.INTERNAL_ERROR, "internal server error")
+            if self.raw is not None:
+                # A client that does not read would keep the connection, and what is buffered for it, for as
+                # long as it keeps its socket open: whatever ended the session, drop it once it takes nothing.
+                self.raw.abort_after(_CLOSE_TIMEOUT)
             if self.close_code is not None:
                 # A client that does not read may never take the close frame: don't wait forever.
                 with contextlib.suppress(Exception, asyncio.TimeoutError):

@@ -31,6 +31,7 @@ from websockets.exceptions import ConnectionClosed
 from broadcast_cli import WebSocketBroadcastBackend
 from broadcast_cli.message import PublishRequest
 from broadcast_cli.protocol import CloseCode
+from broadcast_cli.server import websocket as websocket_module
 from broadcast_cli.server.app import create_app
 from broadcast_cli.server.config import Limits, ServerConfig
 from broadcast_cli.server.serve import ServerUrls, bind, loop_factory, urls_for, uvicorn_config
@@ -233,6 +234,32 @@ async def test_a_stalled_client_is_closed_with_4008_while_others_get_everything(
         assert info.value.rcvd is not None and info.value.rcvd.code == CloseCode.SLOW_CONSUMER
         seen.check(range(1, len(seen) + 1))
         assert len(seen) == stalled_writer.frames - 1  # everything written before the overflow, then 4008
+
+
+async def test_a_client_that_never_reads_again_is_reset_and_what_was_buffered_for_it_freed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # uvicorn closes a connection once its buffer has gone out: for this client, never. The endpoint
+    # resets a connection it is done with once it has taken nothing for a while (10 s; here 0.3 s).
+    monkeypatch.setattr(websocket_module, "_CLOSE_TIMEOUT", 0.3)
+    config = ServerConfig(log_level="warning", limits=Limits(send_buffer_messages=200))
+    async with fast_server(config) as server, stalled_connection(server.ws_url) as stalled:
+        await subscribe(stalled, "firehose")
+        writer = server.writer()
+        while server.hub.subscriber_count("firehose"):
+            await server.hub.publish_many(batch("firehose", 20, os.urandom(2000).hex()))
+            await asyncio.sleep(0)  # let the writer run: frames go to the transport until it pauses
+        assert server.endpoint.slow_consumer_closes == 1
+        assert writer.paused  # what the transport holds (and the kernel) waits for a client that does not read
+        await wait_until(lambda: not server.writers(), 10, "the connection's reset")
+
+        async def read_to_the_end() -> None:
+            while True:
+                await recv(stalled)
+
+        with pytest.raises(ConnectionClosed) as info:
+            await read_to_the_end()
+        assert info.value.rcvd is None  # no close frame could reach it: the connection was reset
 
 
 async def test_drain_writes_what_is_queued_then_closes_with_1012(live_server: FastServer) -> None:

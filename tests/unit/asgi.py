@@ -42,10 +42,15 @@ class FakeWriter:
         self.writes = 0
         self.writable = asyncio.Event()
         self.writable.set()
+        self.abort_delay: float | None = None
+        """The delay given to :meth:`abort_after`, once the endpoint is done with the connection."""
 
     @property
     def paused(self) -> bool:
         return not self.writable.is_set()
+
+    def abort_after(self, seconds: float) -> None:
+        self.abort_delay = seconds
 
     def write(self, data: bytes, frames: int = 1) -> None:
         assert not self.paused, "written while paused"

@@ -42,6 +42,8 @@ from broadcast_cli.exceptions import (
     ServerError,
 )
 from broadcast_cli.message import Message, Position
+from broadcast_cli.protocol import CloseCode
+from tests.conftest import wait_until
 
 # -- helpers -------------------------------------------------------------------
 
@@ -790,6 +792,35 @@ async def test_connect_subscribe_receive_reconnect_and_resubscribe(server: FakeS
     assert states[-1] is ClientState.DISCONNECTED
     assert len(states) == 5
     assert ("sync", 3) in received
+
+
+async def test_closed_as_a_slow_consumer_it_reconnects_and_recovers_from_its_last_seq(server: FakeServer) -> None:
+    # 4008: the server dropped what it had queued for this client. The frames that reached it before
+    # the close are still read; then it resubscribes from the last of them, and history fills the gap.
+    client = make_client()
+    received: list[int] = []
+    losses: list[RecoveryInfo] = []
+    sub = client.subscribe("orders", lambda message: received.append(message.seq), on_unrecovered=losses.append)
+    await client.connect(timeout=5)
+    first = server.connections[0]
+    assert await first.next_sent() == {"subscribe": ["orders"], "id": 1}
+    first.feed(ack(1, {"orders": {"seq": 0, "epoch": "e1"}}))
+    for seq in range(1, 4):
+        first.feed(event("orders", seq))
+    first.drop(CloseCode.SLOW_CONSUMER, "slow consumer: send buffer overflow")
+    await client.wait_for_state(ClientState.RECONNECTING, 5)
+    assert client.close_code == CloseCode.SLOW_CONSUMER
+    second = await server.connection(2)
+    assert await second.next_sent() == {"subscribe": [{"channel": "orders", "since": 3, "epoch": "e1"}], "id": 2}
+    second.feed(ack(2, {"orders": {"seq": 9, "epoch": "e1", "recovered": True}}))
+    for seq in range(4, 11):  # the replay (4…9), then a live event
+        second.feed(event("orders", seq))
+    await sub.wait_ready(5)
+    await wait_until(lambda: len(received) == 10, 5, "the replay and the live event")
+    assert received == list(range(1, 11))
+    assert sub.recovered is True
+    assert losses == []
+    await client.disconnect()
 
 
 async def test_state_callbacks_are_called_once_per_change_and_can_be_removed(server: FakeServer) -> None:

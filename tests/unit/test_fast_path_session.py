@@ -63,6 +63,8 @@ async def test_while_the_transport_is_paused_frames_wait_in_the_outbox_until_it_
     assert connection.close_code() == CloseCode.SLOW_CONSUMER
     assert len(writer.frames) == 1
     assert hub.subscriber_count("orders") == 0
+    # Done with the connection: the transport resets it if it then takes nothing for 10 s.
+    assert writer.abort_delay == 10.0
 
 
 async def test_a_paused_transport_that_resumes_gets_everything_queued_meanwhile_in_one_write() -> None:

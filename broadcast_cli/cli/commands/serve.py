@@ -143,14 +143,22 @@ def serve(
     send_buffer_messages: Annotated[
         int,
         typer.Option(
-            min=1, help="Frames queued for one client before it is closed as a slow consumer (4008).",
+            min=1,
+            help=(
+                "Frames queued for a client that does not keep up before it is closed as a slow consumer "
+                "(4008); it reconnects and recovers from history."
+            ),
             envvar="BROADCAST_SEND_BUFFER_MESSAGES", rich_help_panel="Limits",
         ),
     ] = _LIMITS.send_buffer_messages,
     send_buffer_bytes: Annotated[
         int,
         typer.Option(
-            min=1024, help="Bytes queued for one client before it is closed as a slow consumer (4008).",
+            min=1024,
+            help=(
+                "Bytes (of JSON) queued for a client that does not keep up before it is closed as a slow "
+                "consumer (4008). Times the connections, it bounds what stalled clients cost in memory."
+            ),
             envvar="BROADCAST_SEND_BUFFER_BYTES", rich_help_panel="Limits",
         ),
     ] = _LIMITS.send_buffer_bytes,

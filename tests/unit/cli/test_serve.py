@@ -38,6 +38,21 @@ def test_defaults(runner: CliRunner, captured: list[tuple[ServerConfig, int]]) -
         "127.0.0.1", 8000, None, "broadcast", "info"
     )
     assert (config.history.size, config.history.ttl, workers) == (1000, 600.0, 1)
+    # What a stalled client may queue before 4008: sized for 10,000 connections (docs/guarantees.md).
+    assert (config.limits.send_buffer_messages, config.limits.send_buffer_bytes) == (2000, 1024 * 1024)
+
+
+def test_the_send_buffer_comes_from_options_or_the_environment(
+    runner: CliRunner, captured: list[tuple[ServerConfig, int]]
+) -> None:
+    result = runner.invoke(app, ["serve", "--send-buffer-messages", "500", "--send-buffer-bytes", "4194304"])
+    assert result.exit_code == 0, result.output
+    env = {"BROADCAST_SEND_BUFFER_MESSAGES": "20000", "BROADCAST_SEND_BUFFER_BYTES": "16777216"}
+    result = runner.invoke(app, ["serve"], env=env)
+    assert result.exit_code == 0, result.output
+    [(options, _), (environment, _)] = captured
+    assert (options.limits.send_buffer_messages, options.limits.send_buffer_bytes) == (500, 4 << 20)
+    assert (environment.limits.send_buffer_messages, environment.limits.send_buffer_bytes) == (20_000, 16 << 20)
 
 
 def test_options(runner: CliRunner, captured: list[tuple[ServerConfig, int]]) -> None:
@@ -103,6 +118,8 @@ def test_several_workers_need_redis(runner: CliRunner, captured: list[tuple[Serv
         ["--history-size", "-1"],
         ["--history-ttl", "0"],
         ["--log-level", "loud"],
+        ["--send-buffer-messages", "0"],
+        ["--send-buffer-bytes", "1023"],
     ],
 )
 def test_bad_options_are_usage_errors(runner: CliRunner, captured: Captured, args: list[str]) -> None:
