@@ -12,9 +12,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     BROADCAST_PORT=8000
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+# The dependencies exactly as locked (hash-checked), then the package with the locked build backend.
+COPY requirements/runtime.txt ./requirements/
+RUN pip install --no-cache-dir --require-hashes -r requirements/runtime.txt
+COPY pyproject.toml README.md LICENSE ./
 COPY broadcast_cli ./broadcast_cli
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir --no-deps --no-build-isolation . \
     && useradd --system --no-create-home broadcast
 USER broadcast
 

@@ -1,10 +1,10 @@
 # The two commands of the README, and one per test layer (docs/testing.md).
-.PHONY: serve test test-unit test-integration test-e2e test-package lint unit integration e2e
+.PHONY: serve test test-unit test-integration test-e2e test-package test-latest lint lock lock-upgrade unit integration e2e
 
-serve:  ## install into .venv and run the server in memory on 127.0.0.1:8000
+serve:  ## install into .venv from the lock and run the server in memory on 127.0.0.1:8000
 	scripts/serve.sh
 
-test:  ## install everything (Redis, Chromium, Node included) and run every layer, with the coverage gates
+test:  ## install everything from the lock (Redis, Chromium, Node included) and run every layer, with the gates
 	scripts/test.sh
 
 test-unit:  ## no services: pytest tests/unit (no sockets, no processes) and node --test tests/js
@@ -21,6 +21,15 @@ test-package:  ## wheel and sdist built, the wheel installed into a fresh venv a
 
 lint:  ## ruff and mypy --strict
 	scripts/test.sh static
+
+test-latest:  ## not a gate: every layer in .venv-latest, against the newest releases pyproject.toml allows
+	scripts/test.sh --latest
+
+lock:  ## after editing pyproject.toml's dependencies: resolve requirements/*.txt again, keeping the other pins
+	scripts/lock.sh
+
+lock-upgrade:  ## every locked package to its newest allowed release (then: make test, git diff requirements/)
+	scripts/lock.sh --upgrade
 
 unit: test-unit
 integration: test-integration

@@ -49,7 +49,8 @@ async def run(subscribers: int, messages: int, payload_size: int) -> None:
     cpu = time.process_time() - cpu
     deliveries = subscribers * messages
     assert all(len(sink.queue) == messages for sink in sinks)
-    print(f"broadcast-cli {__version__}, Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} cores")
+    python = platform.python_version()
+    print(f"broadcast-cli {__version__}, Python {python}, {platform.machine()}, {os.cpu_count()} cores")
     print(f"{subscribers} subscribers x {messages} messages of ~{payload_size} B: {deliveries} deliveries")
     print(f"wall {elapsed:.3f} s, cpu {cpu:.3f} s")
     print(f"{deliveries / elapsed:,.0f} deliveries/s; {elapsed / deliveries * 1e9:.0f} ns per delivery; "

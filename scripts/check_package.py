@@ -1,6 +1,7 @@
 """Check the package as users get it: build it, inspect it, install it into a fresh venv and run it.
 
-    python scripts/check_package.py          from any directory
+    python scripts/check_package.py                                  from any directory
+    python scripts/check_package.py --lock requirements/runtime.txt  the dependencies from the lock
     python scripts/check_package.py --keep   keep the temporary directory (printed) for debugging
 
 The test suite imports ``broadcast_cli`` from the repository, so it cannot notice a
@@ -9,13 +10,17 @@ files, the Redis functions, ``py.typed``), a broken entry point or a dependency 
 is only installed in the dev environment. This check uses the real tools, no mocks:
 
 1. ``python -m build`` builds the sdist, then the wheel *from the sdist* (which
-   proves that the sdist is complete), into a fresh temporary directory.
+   proves that the sdist is complete), into a fresh temporary directory. With a
+   lock, the build backend is the one locked into the running environment
+   (``--no-isolation``); without, ``build`` fetches the newest one.
 2. The wheel must hold every file of ``broadcast_cli/`` (``git ls-files``, untracked
    but not ignored files included; without git, the tree without ``__pycache__``)
    and the ``broadcast`` console script; the sdist must hold what
    ``[tool.hatch.build.targets.sdist] include`` in ``pyproject.toml`` lists.
-3. The wheel is installed with pip into a fresh virtual environment (its
-   dependencies come from the package index pip is configured with).
+3. The wheel is installed with pip into a fresh virtual environment: with
+   ``--lock`` (or ``BROADCAST_LOCK``, which ``make test`` sets), its dependencies
+   are exactly the lock's, hash-checked; without, they are the newest releases
+   that its ranges allow, as ``pip install broadcast-cli`` would give a user.
 4. From the temporary directory, so that the repository's sources cannot be
    imported by accident, the installed ``broadcast`` prints its version and help,
    serves ``/client.js`` and ``/client.d.ts`` (identical to the repository's files)
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import hashlib
 import json
 import os
 import re
@@ -216,12 +222,15 @@ class Distributions:
         return self.wheel.name.split("-")[1]
 
 
-def build(out: Path, work: Path) -> Distributions:
-    """``python -m build``: the sdist, then the wheel from the sdist, into *out*."""
+def build(out: Path, work: Path, *, isolated: bool) -> Distributions:
+    """``python -m build``: the sdist, then the wheel from the sdist, into *out*.
+
+    When not *isolated*, the build backend is the running environment's (the locked one).
+    """
     status("building the sdist, then the wheel from it (python -m build)…")
     start = time.monotonic()
     run(
-        [sys.executable, "-m", "build", "--outdir", out, ROOT],
+        [sys.executable, "-m", "build", *([] if isolated else ["--no-isolation"]), "--outdir", out, ROOT],
         cwd=work,
         timeout=BUILD_TIMEOUT,
         what="python -m build",
@@ -305,16 +314,25 @@ class Venv:
         return self.bin / ("broadcast.exe" if os.name == "nt" else "broadcast")
 
 
-def install(wheel: Path, work: Path) -> Venv:
-    """A fresh virtual environment in *work* with *wheel* installed by its own pip."""
+def install(wheel: Path, work: Path, lock: Path | None) -> Venv:
+    """A fresh virtual environment in *work* with *wheel* installed by its own pip.
+
+    With a *lock*, every dependency is the lock's, hash-checked, and so is the wheel.
+    """
     venv = Venv(work / "venv")
     start = time.monotonic()
     run([sys.executable, "-m", "venv", venv.path], cwd=work, timeout=COMMAND_TIMEOUT, what="python -m venv")
+    what: list[str | Path] = [wheel]
+    if lock is not None:
+        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        requirements = work / "requirements.txt"
+        requirements.write_text(f"-r {lock}\n{wheel} --hash=sha256:{digest}\n")
+        what = ["--require-hashes", "-r", requirements]
     run(
-        [venv.python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", wheel],
+        [venv.python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *what],
         cwd=work,
         timeout=INSTALL_TIMEOUT,
-        what=f"pip install {wheel.name} (in a fresh venv)",
+        what=f"pip install {wheel.name} (in a fresh venv{f', pinned by {lock.name}' if lock else ''})",
     )
     status(f"installed into a fresh venv in {time.monotonic() - start:.1f} s")
     return venv
@@ -522,11 +540,11 @@ def check_event(out: str) -> None:
 # -- the whole check -----------------------------------------------------------------------------
 
 
-def check(work: Path) -> str:
-    """Every check, in *work*; returns the summary line."""
+def check(work: Path, lock: Path | None) -> str:
+    """Every check, in *work*, with the dependencies of *lock* if given; returns the summary line."""
     start = time.monotonic()
     includes = sdist_includes()
-    dists = build(work / "dist", work)
+    dists = build(work / "dist", work, isolated=lock is None)
     wheel_files, assets = check_wheel(dists.wheel)
     sdist_files = check_sdist(dists.sdist, includes)
     status(
@@ -534,7 +552,7 @@ def check(work: Path) -> str:
         f"sdist {dists.sdist.name} ({sdist_files} files, {dists.sdist.stat().st_size / 1000:.0f} kB): "
         f"nothing missing ({', '.join(includes)})"
     )
-    venv = install(dists.wheel, work)
+    venv = install(dists.wheel, work, lock)
     check_installed(venv, dists.version, work)
     with serve(venv, work) as server:
         size = check_http(server, assets)
@@ -542,7 +560,7 @@ def check(work: Path) -> str:
         stop(server)
     status("broadcast serve exited 0 on SIGTERM")
     return (
-        "package: wheel + sdist built, wheel installed in a fresh venv, "
+        f"package: wheel + sdist built, wheel installed in a fresh venv ({lock.name if lock else 'newest deps'}), "
         f"broadcast --version/serve/publish/subscribe OK, /client.js served ({size} bytes) "
         f"in {time.monotonic() - start:.1f} s"
     )
@@ -551,11 +569,22 @@ def check(work: Path) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (printed) for debugging")
+    parser.add_argument(
+        "--lock",
+        type=Path,
+        default=os.environ.get("BROADCAST_LOCK") or None,
+        help="install the dependencies from this lock, e.g. requirements/runtime.txt (default: $BROADCAST_LOCK; "
+        "none: the newest releases)",
+    )
     args = parser.parse_args(argv)
+    lock: Path | None = (ROOT / args.lock).resolve() if args.lock else None
+    if lock is not None and not lock.is_file():
+        print(f"package: FAILED: no lock {lock}", file=sys.stderr, flush=True)
+        return 1
     work = Path(tempfile.mkdtemp(prefix="broadcast-package-")).resolve()
     failure: str | None = None
     try:
-        summary = check(work)
+        summary = check(work, lock)
     except CheckFailed as error:
         failure = str(error)
     except Exception as error:  # a bug here, or an answer this check did not expect: still one clear line

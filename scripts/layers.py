@@ -95,9 +95,9 @@ def heading(text: str) -> None:
 
 
 def static() -> Outcome:
-    """ruff on the package, its tests and scripts; mypy --strict on the package."""
+    """ruff on the package, its tests, scripts and benchmarks; mypy --strict on the package."""
     start = time.monotonic()
-    ruff_status, ruff_lines = run([str(VENV_BIN / "ruff"), "check", "broadcast_cli", "tests", "scripts"])
+    ruff_status, ruff_lines = run([str(VENV_BIN / "ruff"), "check", "broadcast_cli", "tests", "scripts", "benchmarks"])
     mypy_status, mypy_lines = run([str(VENV_BIN / "mypy"), "broadcast_cli"])
     ruff = "ruff: no problems" if ruff_status == 0 else f"ruff: {last_nonempty(ruff_lines)}"
     mypy = last_nonempty(mypy_lines).replace("Success: no issues found", "mypy --strict: no issues")

@@ -3,12 +3,22 @@
 #   scripts/test.sh                        every layer: static, unit, integration, e2e, package
 #   scripts/test.sh unit                   one layer (or several: scripts/test.sh unit integration)
 #   scripts/test.sh e2e -- -k browser      pytest arguments after --
+#   scripts/test.sh --latest [LAYER…]      in .venv-latest, with the newest releases pyproject.toml
+#                                          allows instead of the lock (make test-latest; not a gate)
 # When run as root with apt-get, installs the Debian packages a layer needs and
 # lacks: nodejs (unit: the browser client's tests), redis-server (integration,
 # e2e; the tests start their own on free ports) and chromium (e2e, driven by
 # Playwright; never `playwright install`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+venv=.venv
+bootstrap=(scripts/bootstrap.sh test)
+if [ "${1:-}" = "--latest" ]; then
+  shift
+  venv=.venv-latest
+  bootstrap=(scripts/bootstrap.sh --latest test)
+fi
 
 layers=()
 for argument in "$@"; do
@@ -39,7 +49,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
 fi
 
-echo "== installing broadcast-cli and its test dependencies into .venv"
-scripts/bootstrap.sh test
+if [ "$venv" = .venv ]; then
+  echo "== installing broadcast-cli and its test dependencies into .venv (from requirements/test.txt)"
+  # The package layer installs the built wheel with the same pins.
+  export BROADCAST_LOCK=requirements/runtime.txt
+else
+  echo "== installing broadcast-cli and the newest releases of its test dependencies into $venv (no lock)"
+  export BROADCAST_LOCK=
+fi
+"${bootstrap[@]}"
 
-exec .venv/bin/python scripts/layers.py "$@"
+exec "$venv/bin/python" scripts/layers.py "$@"

@@ -214,7 +214,10 @@ class RedisBackend(Backend):
                     "retry": Retry(NoBackoff(), 0),
                     **target.sentinel_options,
                 }
-                self._sentinel = Sentinel(target.hosts, sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
+                # Sentinel() is typed from redis-py 8.2 on, untyped before.
+                self._sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
+                    target.hosts, sentinel_kwargs=sentinel_options
+                )
                 self._redis = self._sentinel.master_for(
                     target.service, connection_pool_class=_BlockingSentinelPool, **options
                 )

@@ -68,7 +68,7 @@ async def connected_pubsub(client: aioredis.Redis) -> PubSub:
     """A new :class:`~redis.asyncio.client.PubSub` of *client*, connected."""
     pubsub = client.pubsub()
     try:
-        await pubsub.connect()  # type: ignore[no-untyped-call]
+        await pubsub.connect()  # type: ignore[no-untyped-call, unused-ignore]  # untyped in redis-py 8.2
     except BaseException:
         await _close(pubsub)
         raise
@@ -78,7 +78,7 @@ async def connected_pubsub(client: aioredis.Redis) -> PubSub:
 async def _close(pubsub: PubSub | None) -> None:
     if pubsub is not None:
         with contextlib.suppress(Exception):
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis-py 8.2 on
 
 
 @dataclass(slots=True)
