@@ -6,9 +6,10 @@
 #   scripts/test.sh --latest [LAYER…]      in .venv-latest, with the newest releases pyproject.toml
 #                                          allows instead of the lock (make test-latest; not a gate)
 # When run as root with apt-get, installs the Debian packages a layer needs and
-# lacks: nodejs (unit: the browser client's tests), redis-server (integration,
-# e2e; the tests start their own on free ports) and chromium (e2e, driven by
-# Playwright; never `playwright install`).
+# lacks: nodejs (unit and integration: the browser client's tests, under Node),
+# npm (integration: the ws package, from tests/integration/js/package-lock.json),
+# redis-server (integration, e2e; the tests start their own on free ports) and
+# chromium (e2e, driven by Playwright; never `playwright install`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
