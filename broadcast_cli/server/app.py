@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from ..backends import create_backend
 from ..hub import Hub
 from ..static import CLIENT_TYPES, client_asset
+from ..urls import PUBLISH_PATH, WEBSOCKET_PATH
 from .config import Limits, ServerConfig
 from .http import HttpApi, error_response
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -28,10 +29,6 @@ from .websocket import WebSocketEndpoint
 __all__ = ["SHUTDOWN_TIMEOUT", "WEBSOCKET_PATH", "create_app", "create_hub", "drain"]
 
 logger = logging.getLogger(__name__)
-
-WEBSOCKET_PATH = "/ws/broadcast"
-"""Where the WebSocket endpoint is served."""
-
 
 SHUTDOWN_TIMEOUT = 10.0
 """How long a graceful shutdown waits for publishes in flight, then for clients to take their last frames."""
@@ -115,7 +112,7 @@ def create_app(hub: Hub | None = None, *, config: ServerConfig | None = None) ->
         routes=[
             WebSocketRoute(WEBSOCKET_PATH, endpoint),
             Route(WEBSOCKET_PATH, api.websocket_only, methods=["GET"]),
-            Route("/publish", api.publish, methods=["POST"]),
+            Route(PUBLISH_PATH, api.publish, methods=["POST"]),
             Route("/health", api.health, methods=["GET"]),
             Route("/ready", api.ready, methods=["GET"]),
             Route("/openapi.json", api.openapi, methods=["GET"]),

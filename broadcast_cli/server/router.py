@@ -18,7 +18,7 @@ from ..backends import Backend, create_backend
 from ..history import HistoryOptions
 from ..hub import Hub
 from ..message import Message
-from .app import WEBSOCKET_PATH
+from ..urls import WEBSOCKET_PATH
 from .config import Limits
 from .websocket import Scope, WebSocketEndpoint
 

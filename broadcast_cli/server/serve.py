@@ -39,7 +39,8 @@ from typing import Any
 import uvicorn
 
 from ..exceptions import BroadcastError, ConfigurationError
-from .app import WEBSOCKET_PATH, create_app, create_hub, drain
+from ..urls import PUBLISH_PATH, WEBSOCKET_PATH
+from .app import create_app, create_hub, drain
 from .config import ServerConfig
 from .logs import install_redaction
 
@@ -95,7 +96,7 @@ def urls_for(sock: socket.socket, *, tls: bool = False) -> ServerUrls:
     return ServerUrls(
         http=base,
         websocket=f"{'wss' if tls else 'ws'}://{shown}:{port}{WEBSOCKET_PATH}",
-        publish=f"{base}/publish",
+        publish=f"{base}{PUBLISH_PATH}",
         health=f"{base}/health",
     )
 
