@@ -58,6 +58,9 @@ JS_GATE = 90.0
 
 IN_CI = bool(os.environ.get("CI"))
 
+MAX_FAILURE_NOTES = 10
+"""How many failed or erroring tests a layer's summary line names below it."""
+
 PYTEST_SUMMARY = re.compile(r"\b(\d+ (?:passed|failed|errors?|skipped|xfailed|xpassed|deselected)\b.*) in ([\d.]+)s")
 TOTAL = re.compile(r"^(?:TOTAL\s.*\s)?([\d.]+)%?$")
 NODE_COUNT = re.compile(r"^# (tests|pass|fail|cancelled|skipped|todo) (\d+)$")
@@ -118,7 +121,15 @@ def pytest_layer(layer: str, extra: Sequence[str], coverage: bool) -> Outcome:
     summary = next((match.group(0) for line in reversed(lines) if (match := PYTEST_SUMMARY.search(line))), None)
     if summary is None:
         summary = f"pytest exited with status {status} before its summary"
-    return Outcome(layer, strip_ansi(summary), status == 0, time.monotonic() - start)
+    # pytest's short summary (-rfE, its default) names what failed; repeat it where a reader of
+    # only the run's last lines (a CI report) sees it.
+    cleaned = [strip_ansi(line) for line in lines]
+    start_of_summary = next((i for i, line in enumerate(cleaned) if "short test summary info" in line), len(cleaned))
+    failures = [line for line in cleaned[start_of_summary:] if line.startswith(("FAILED ", "ERROR "))]
+    notes = failures[:MAX_FAILURE_NOTES]
+    if len(failures) > MAX_FAILURE_NOTES:
+        notes.append(f"… and {len(failures) - MAX_FAILURE_NOTES} more (see the layer's output above)")
+    return Outcome(layer, strip_ansi(summary), status == 0, time.monotonic() - start, notes)
 
 
 def node_layer() -> Outcome:
