@@ -9,6 +9,7 @@ left after the last one leaves), and catching up after a lost subscription.
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -80,7 +81,22 @@ async def hubs() -> AsyncIterator[Hubs]:
 
     yield start
     for hub in started:
-        await hub.stop()
+        await stopped_in_time(hub)
+
+
+async def stopped_in_time(hub: Hub) -> None:
+    """Stop *hub*; fail with every task's stack if that takes longer than it may (a hang, not a slow machine)."""
+    stopping = asyncio.ensure_future(hub.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=scaled(30))
+    if stopping in done:
+        stopping.result()
+        return
+    stacks = io.StringIO()
+    for task in asyncio.all_tasks():
+        print(task, file=stacks)
+        task.print_stack(file=stacks)
+    stopping.cancel()
+    pytest.fail(f"the hub on {hub.backend.url} did not stop within {scaled(30):.0f} s; its tasks:\n{stacks.getvalue()}")
 
 
 # -- sharded pub/sub on a single Redis ------------------------------------------------
