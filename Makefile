@@ -1,8 +1,13 @@
 # The two commands of the README, and one per test layer (docs/testing.md).
-.PHONY: serve test test-unit test-integration test-e2e test-package test-latest lint lock lock-upgrade unit integration e2e
+.PHONY: serve demo test test-unit test-integration test-e2e test-package test-latest lint lock lock-upgrade unit integration e2e
 
-serve:  ## install into .venv from the lock and run the server in memory on 127.0.0.1:8000
-	scripts/serve.sh
+ARGS ?=
+
+serve:  ## install into .venv from the lock and run the server in memory on 127.0.0.1:8000 (make serve ARGS='--port 9000')
+	scripts/serve.sh $(ARGS)
+
+demo:  ## the same, with the optimistic-sync demo at http://127.0.0.1:8000/demo (open it in two tabs)
+	scripts/serve.sh --demo $(ARGS)
 
 test:  ## install everything from the lock (Redis, Chromium, Node included) and run every layer, with the gates
 	scripts/test.sh

@@ -6,14 +6,23 @@ missed. ``docs/`` describes the wire protocol, the HTTP API and the Redis layout
 
 The public names below are imported lazily, so that ``import broadcast_cli``
 stays cheap for code that needs only part of the package.
+
+The package logs (``logging.getLogger("broadcast_cli…")``) but never prints on
+its own: its logger has a :class:`logging.NullHandler`, so that an application
+that configures no logging sees nothing from it (rather than Python's
+last-resort handler on stderr), and one that does decides what to show. The
+``broadcast`` command shows its logs with ``-v`` or ``--log-level``.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     from .backends import Backend, MemoryBackend, create_backend

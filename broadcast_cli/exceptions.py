@@ -6,7 +6,7 @@ The tree::
     ├── ConfigurationError (also ValueError) — bad options, URL or settings
     ├── InvalidRequest (also ValueError) — input that breaks the protocol's rules
     │   ├── InvalidChannel — a channel name outside the naming rule
-    │   ├── InvalidEvent — an event name that is empty or too long
+    │   ├── InvalidEvent — an event name outside the naming rule
     │   ├── InvalidPayload — a payload that is not JSON or is too large
     │   └── ProtocolError — a WebSocket frame that is not a valid v1 request
     ├── BackendError — the backend (e.g. Redis) failed or is unreachable
@@ -15,8 +15,10 @@ The tree::
     │   └── TokenExpired — a connection token is past its ``exp``
     ├── PermissionDenied — the credentials do not grant this channel or action
     └── ClientError — raised by the Python client
-        ├── ConnectError — the server could not be reached or refused the handshake
+        ├── ConnectError — the server could not be reached, or ended the connection for good
+        │   └── ConnectionRejected — the server was reached and refused this client (token, origin, path)
         ├── ServerError — the server answered a request with an error frame
+        ├── CannotResume — the server cannot replay a channel from the position asked (``since``)
         └── ClientClosed — the client was used after :meth:`disconnect`
 
 Every error carries what a user needs to fix it: the offending value and the rule
@@ -30,10 +32,12 @@ __all__ = [
     "BackendError",
     "BackendUnavailable",
     "BroadcastError",
+    "CannotResume",
     "ClientClosed",
     "ClientError",
     "ConfigurationError",
     "ConnectError",
+    "ConnectionRejected",
     "InvalidChannel",
     "InvalidEvent",
     "InvalidPayload",
@@ -78,7 +82,7 @@ class InvalidChannel(InvalidRequest):
 
 
 class InvalidEvent(InvalidRequest):
-    """An event name is not a string of 1 to 128 characters."""
+    """An event name does not follow the naming rule (see :data:`~broadcast_cli.message.EVENT_RULE`)."""
 
     code = "invalid_event"
 
@@ -123,7 +127,23 @@ class ClientError(BroadcastError):
 
 
 class ConnectError(ClientError):
-    """The client could not connect: the server is unreachable or refused the handshake."""
+    """The client could not connect: the server is unreachable, or ended the connection for good."""
+
+
+class ConnectionRejected(ConnectError):
+    """The server was reached and refused this client; trying again unchanged would be refused again.
+
+    A handshake answered with an HTTP 4xx (no WebSocket endpoint at that path, a
+    proxy's refusal), or a close code that forbids reconnecting unchanged: a
+    connection token that is not valid (4501) or expired (4001, when the client
+    has no way to get a fresh one), an ``Origin`` not allowed (4503).
+    :attr:`close_code` or :attr:`http_status` says which, when known.
+    """
+
+    def __init__(self, message: str, *, close_code: int | None = None, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.close_code = close_code
+        self.http_status = http_status
 
 
 class ServerError(ClientError):
@@ -137,6 +157,37 @@ class ServerError(ClientError):
         self.code = code
         self.message = message
         self.request_id = request_id
+
+
+class CannotResume(ClientError):
+    """The server cannot replay a channel from the position the client asked to resume from (``since``).
+
+    :attr:`channel` is the channel, :attr:`since` and :attr:`epoch` the position
+    asked for, :attr:`seq` and :attr:`current_epoch` where the channel is now (from
+    the server's ack), and :attr:`cause` why nothing could be replayed (see
+    :class:`~broadcast_cli.client.subscriptions.ResumeFailure`): its history was
+    reset (another epoch), the messages after *since* left its history, or
+    *since* is ahead of the channel. The message says which, and how to go on.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        channel: str,
+        since: int,
+        epoch: str | None,
+        seq: int,
+        current_epoch: str,
+        cause: str,
+    ) -> None:
+        super().__init__(message)
+        self.channel = channel
+        self.since = since
+        self.epoch = epoch
+        self.seq = seq
+        self.current_epoch = current_epoch
+        self.cause = cause
 
 
 class ClientClosed(ClientError):

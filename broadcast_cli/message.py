@@ -20,8 +20,10 @@ from .exceptions import InvalidChannel, InvalidEvent
 
 __all__ = [
     "CHANNEL_RULE",
+    "EVENT_RULE",
     "MAX_CHANNEL_LENGTH",
     "MAX_EVENT_LENGTH",
+    "NAME_PUNCTUATION",
     "PATTERN_RULE",
     "Message",
     "Position",
@@ -39,11 +41,25 @@ MAX_CHANNEL_LENGTH = 128
 MAX_EVENT_LENGTH = 128
 """The longest event name accepted, in characters."""
 
-CHANNEL_RULE = "1 to 128 characters, each an ASCII letter, a digit or one of _ - . :"
+NAME_PUNCTUATION = "_-.:"
+"""The characters that channel and event names may hold besides ASCII letters and digits."""
+
+_CHARACTERS_RULE = f"each an ASCII letter, a digit or one of {' '.join(NAME_PUNCTUATION)}"
+
+CHANNEL_RULE = f"1 to {MAX_CHANNEL_LENGTH} characters, {_CHARACTERS_RULE}"
 """The channel naming rule, as shown in error messages and documentation."""
 
-_CHANNEL_RE = re.compile(rf"[A-Za-z0-9_\-.:]{{1,{MAX_CHANNEL_LENGTH}}}")
-_PATTERN_RE = re.compile(rf"[A-Za-z0-9_\-.:*]{{1,{MAX_CHANNEL_LENGTH}}}")
+EVENT_RULE = f"1 to {MAX_EVENT_LENGTH} characters, {_CHARACTERS_RULE}"
+"""The event naming rule: the channel naming rule, so that one rule holds for every name a message carries.
+
+Names are safe to embed in Redis keys, URLs, log lines and terminals without
+escaping, and hold no ``*``, which stands for "any run of characters" in
+channel patterns and in the browser client's event matchers (``order.*``)."""
+
+_NAME_CHARACTERS = "A-Za-z0-9" + re.escape(NAME_PUNCTUATION)
+_CHANNEL_RE = re.compile(rf"[{_NAME_CHARACTERS}]{{1,{MAX_CHANNEL_LENGTH}}}")
+_EVENT_RE = re.compile(rf"[{_NAME_CHARACTERS}]{{1,{MAX_EVENT_LENGTH}}}")
+_PATTERN_RE = re.compile(rf"[{_NAME_CHARACTERS}*]{{1,{MAX_CHANNEL_LENGTH}}}")
 
 PATTERN_RULE = "a channel name in which * stands for any run of characters (e.g. orders.* or *)"
 """The pattern rule, as shown in error messages and documentation."""
@@ -54,11 +70,20 @@ def is_pattern(name: str) -> bool:
     return "*" in name
 
 
+def _shown(name: str) -> str:
+    """*name* as an error message shows it: quoted, cut at 40 characters, with its length when it is longer."""
+    if len(name) <= 40:
+        return repr(name)
+    return f"{name[:40] + '…'!r} ({len(name)} characters)"
+
+
 def validate_pattern(pattern: object) -> str:
     """Return *pattern* if it is a valid channel pattern, else raise :class:`InvalidChannel`."""
     if not isinstance(pattern, str) or _PATTERN_RE.fullmatch(pattern) is None:
-        shown = pattern if not isinstance(pattern, str) or len(pattern) <= 40 else pattern[:40] + "…"
-        raise InvalidChannel(f"invalid pattern {shown!r}: a pattern is {PATTERN_RULE}, 1 to 128 characters")
+        shown = _shown(pattern) if isinstance(pattern, str) else repr(pattern)
+        raise InvalidChannel(
+            f"invalid pattern {shown}: a pattern is {PATTERN_RULE}, 1 to {MAX_CHANNEL_LENGTH} characters"
+        )
     return pattern
 
 
@@ -76,17 +101,19 @@ def validate_channel(channel: object) -> str:
     if not isinstance(channel, str):
         raise InvalidChannel(f"a channel name must be a string, not {type(channel).__name__}")
     if _CHANNEL_RE.fullmatch(channel) is None:
-        shown = channel if len(channel) <= 40 else channel[:40] + "…"
-        raise InvalidChannel(f"invalid channel name {shown!r}: a channel name is {CHANNEL_RULE}")
+        raise InvalidChannel(f"invalid channel name {_shown(channel)}: a channel name is {CHANNEL_RULE}")
     return channel
 
 
 def validate_event(event: object) -> str:
-    """Return *event* if it is a valid event name, else raise :class:`InvalidEvent`."""
+    """Return *event* if it is a valid event name, else raise :class:`InvalidEvent`.
+
+    The rule (:data:`EVENT_RULE`) is the channel naming rule.
+    """
     if not isinstance(event, str):
         raise InvalidEvent(f"an event name must be a string, not {type(event).__name__}")
-    if not 1 <= len(event) <= MAX_EVENT_LENGTH:
-        raise InvalidEvent(f"an event name must have 1 to {MAX_EVENT_LENGTH} characters, not {len(event)}")
+    if _EVENT_RE.fullmatch(event) is None:
+        raise InvalidEvent(f"invalid event name {_shown(event)}: an event name is {EVENT_RULE}")
     return event
 
 

@@ -23,6 +23,7 @@ implementation.
 from __future__ import annotations
 
 import enum
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from .exceptions import InvalidChannel, InvalidPayload, ProtocolError
+from .exceptions import InvalidChannel, InvalidPayload, InvalidRequest, ProtocolError
 from .message import (
     Message,
     Position,
@@ -64,6 +65,7 @@ __all__ = [
     "encode_payload",
     "encode_publish_ack",
     "new_message_id",
+    "parse_json",
     "parse_publish",
     "parse_request",
     "should_reconnect",
@@ -106,6 +108,8 @@ class CloseCode(enum.IntEnum):
     """The server is going away; reconnect."""
     UNSUPPORTED_DATA = 1003
     """A binary frame was received; protocol v1 is text only. Do not reconnect blindly."""
+    INVALID_DATA = 1007
+    """A text message was not UTF-8 (RFC 6455 §8.1). Do not reconnect blindly."""
     MESSAGE_TOO_BIG = 1009
     """A frame exceeded the server's frame size limit."""
     INTERNAL_ERROR = 1011
@@ -284,6 +288,71 @@ def _subscribe_item(value: object, request_id: str | int | None) -> SubscribeIte
     return SubscribeItem(channel, since, epoch, last)
 
 
+class _RepeatedKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key if len(key) <= 40 else key[:40] + "…"
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKey(key)
+            seen.add(key)
+    return data
+
+
+def parse_json(text: str | bytes, *, what: str = "the frame") -> Any:
+    """Parse *text* as JSON (RFC 8259, by orjson), refusing an object that repeats a key.
+
+    RFC 8259 leaves a repeated key to each parser: most keep the last value, some
+    the first, some refuse. A proxy that reads ``{"channel": "a", "channel": "b"}``
+    as channel ``a`` while the server reads ``b`` is a hole, so the server refuses
+    such a text, wherever the object is (the payload included). Raises
+    :class:`~broadcast_cli.exceptions.ProtocolError` with the code ``invalid_json``;
+    *what* names the text in its message (``"the frame"``, ``"the body"``).
+
+    orjson keeps the last value silently, so the check comes after it, by
+    counting: each pair of an object has one ``:`` outside strings, and a
+    repeated pair leaves one key fewer (and maybe strings fewer) in what was
+    parsed. The text encoded again (compact, by orjson) has one ``:`` per key
+    parsed plus those of the strings parsed: a text with as many repeats no key,
+    unless a ``\\u003a`` escape made a ``:`` that the text does not show. Then,
+    or when the numbers differ, the standard library's parser looks at each
+    object's pairs. docs/protocol.md gives what each costs.
+    """
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(f"{what} is not valid JSON: {exc}", code="invalid_json") from None
+    if isinstance(text, str):
+        colons, escaped = text.count(":"), "\\u003a" in text or "\\u003A" in text
+    else:
+        colons, escaped = text.count(b":"), b"\\u003a" in text or b"\\u003A" in text
+    if not colons:
+        return value
+    try:
+        encoded = orjson.dumps(value).count(b":")
+    except orjson.JSONEncodeError:  # nested deeper than orjson encodes (254 levels)
+        encoded = -1
+    if escaped or colons != encoded:
+        try:
+            json.loads(text, object_pairs_hook=_unique_pairs)
+        except _RepeatedKey as exc:
+            raise ProtocolError(
+                f"{what} repeats the key {exc.key!r} in one object: a JSON object must not repeat a key",
+                code="invalid_json",
+            ) from None
+        except RecursionError:
+            raise ProtocolError(
+                f"{what} nests objects and lists too deeply to be checked for repeated keys", code="invalid_json"
+            ) from None
+    return value
+
+
 def parse_request(frame: str | bytes, *, max_channels: int = 1024) -> Request:
     """Parse one client frame into a :data:`Request`.
 
@@ -292,10 +361,7 @@ def parse_request(frame: str | bytes, *, max_channels: int = 1024) -> Request:
     when it can be read, so that the error frame can name the failed request.
     A request naming more than *max_channels* channels is refused.
     """
-    try:
-        data = orjson.loads(frame)
-    except orjson.JSONDecodeError as exc:
-        raise ProtocolError(f"the frame is not valid JSON: {exc}", code="invalid_json") from None
+    data = parse_json(frame, what="the frame")
     if not isinstance(data, dict):
         raise ProtocolError(f"a request must be a JSON object, not {type(data).__name__}")
     request_id = _request_id(data)
@@ -315,10 +381,7 @@ def parse_request(frame: str | bytes, *, max_channels: int = 1024) -> Request:
     if verb == "publish":
         try:
             return Publish(parse_publish(data["publish"]), request_id)
-        except ProtocolError as exc:
-            exc.request_id = request_id
-            raise
-        except (InvalidChannel, InvalidPayload) as exc:
+        except InvalidRequest as exc:
             exc.request_id = request_id
             raise
     items = data[verb]

@@ -32,13 +32,24 @@ The rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from .exceptions import ConfigurationError
 
-__all__ = ["ENDPOINTS", "PUBLISH_PATH", "SCHEMES", "WEBSOCKET_PATH", "ServerURL", "parse_server_url", "redact"]
+__all__ = [
+    "ENDPOINTS",
+    "PUBLISH_PATH",
+    "REDACTED",
+    "SCHEMES",
+    "WEBSOCKET_PATH",
+    "ServerURL",
+    "parse_server_url",
+    "redact",
+    "redact_secrets",
+]
 
 WEBSOCKET_PATH = "/ws/broadcast"
 """The path of a server's WebSocket endpoint, under its base."""
@@ -91,6 +102,35 @@ def redact(url: str) -> str:
     user, colon, _ = credentials.partition(":")
     shown = f"{scheme}{slashes}{user}{colon and ':***'}{at}{host}{slash}{path}"
     return f"{shown}?…" if query else shown
+
+
+REDACTED = "***"
+"""What stands for a secret in a message."""
+
+_LABELLED_SECRET = re.compile(
+    r"(?i)((?:\b|[?&])(?:token|access_token|api[_-]?key|secret|password)=|authorization:\s*bearer\s+|"
+    r"\bbearer\s+|\"(?:token|api_key|secret|password)\":\s*\")[^\s&\"',;:)]+"
+)
+_URL_PASSWORD = re.compile(r"(://[^/\s:@]*:)[^/\s@]+@")
+_JWT = re.compile(r"\beyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*")
+
+
+def redact_secrets(text: str, secrets: Iterable[str] = ()) -> str:
+    """*text* as a message may show it: credentials replaced by :data:`REDACTED`.
+
+    Masks each of *secrets* (the token and API key a command was given, as is and
+    URL-encoded), and whatever looks like one even when it was not named: a
+    ``token=``, ``api_key=`` or ``password=`` value, a ``Bearer`` credential, the
+    password of a URL, a JWT.
+    """
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+        encoded = quote(secret, safe="")
+        if encoded != secret:
+            text = text.replace(encoded, REDACTED)
+    text = _LABELLED_SECRET.sub(lambda match: match.group(1) + REDACTED, text)
+    text = _URL_PASSWORD.sub(lambda match: match.group(1) + REDACTED + "@", text)
+    return _JWT.sub(REDACTED, text)
 
 
 def _prefix(path: str) -> str | None:

@@ -29,6 +29,7 @@ import contextlib
 import functools
 import logging
 import math
+import re
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
@@ -44,14 +45,23 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..exceptions import BackendError, BackendUnavailable, ConfigurationError, InvalidRequest, ProtocolError
 from ..history import HistoryOptions, HistorySlice
-from ..message import Message, Position, PublishRequest
-from ..protocol import decode_event, new_message_id
+from ..message import (
+    CHANNEL_RULE,
+    EVENT_RULE,
+    MAX_CHANNEL_LENGTH,
+    MAX_EVENT_LENGTH,
+    NAME_PUNCTUATION,
+    Message,
+    Position,
+    PublishRequest,
+)
+from ..protocol import DEFAULT_MAX_PAYLOAD_BYTES, MAX_ID_LENGTH, decode_event, new_message_id
 from .base import Backend, BackendListener
 from .redis_cluster import ClusterSubscriptions
 from .redis_pubsub import SingleSubscriptions, Subscriptions, connected_pubsub
 from .redis_url import RedisTarget, Topology, parse_redis_url
 
-__all__ = ["DEFAULT_PREFIX", "RedisBackend", "redis_keys"]
+__all__ = ["DEFAULT_PREFIX", "LIBRARY_VERSION", "RedisBackend", "function_library", "library_rules", "redis_keys"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +87,58 @@ def redis_keys(prefix: str, channel: str) -> tuple[str, str, str]:
     return f"{base}:meta", f"{base}:stream", base
 
 
-def _library() -> str:
-    return resources.files(__package__).joinpath("redis_functions.lua").read_text(encoding="utf-8")
+LIBRARY_VERSION = 2
+"""The version of broadcast-cli's Redis function library, which ``FCALL_RO broadcast_version 0`` returns.
+
+2: the functions apply the protocol's rules (names, ids, payload), and take ``MAX_PAYLOAD``."""
+
+_UNCHECKED = "0"
+"""``MAX_PAYLOAD`` of the publishes of a server: its hub has checked the payload, against its own limit."""
+
+
+def library_rules() -> dict[str, int | str]:
+    """The values that :func:`function_library` writes into the library: the protocol's rules, from Python.
+
+    Names map to the ``local NAME = value --[[broadcast:NAME]]`` lines of
+    ``redis_functions.lua``, so that the functions apply the numbers and the
+    naming rule that :mod:`broadcast_cli.message` and :mod:`broadcast_cli.protocol`
+    define, and no second copy of them can drift.
+    """
+    # A Lua pattern for "a character outside the naming rule": %x is x itself for any punctuation x.
+    escaped = "".join(f"%{character}" for character in NAME_PUNCTUATION)
+    return {
+        "VERSION": LIBRARY_VERSION,
+        "MAX_CHANNEL_LENGTH": MAX_CHANNEL_LENGTH,
+        "MAX_EVENT_LENGTH": MAX_EVENT_LENGTH,
+        "MAX_ID_LENGTH": MAX_ID_LENGTH,
+        "MAX_PAYLOAD_BYTES": DEFAULT_MAX_PAYLOAD_BYTES,
+        "NOT_A_NAME_CHARACTER": f"[^A-Za-z0-9{escaped}]",
+        "CHANNEL_RULE": CHANNEL_RULE,
+        "EVENT_RULE": EVENT_RULE,
+    }
+
+
+def _lua_literal(value: int | str) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def function_library(source: str | None = None) -> str:
+    """broadcast-cli's Redis function library (``redis_functions.lua``), with :func:`library_rules` written in.
+
+    *source* replaces the file's text (for tests). Raises :class:`AssertionError`
+    when a rule has no line to go to: the file and this module disagree.
+    """
+    if source is None:
+        source = resources.files(__package__).joinpath("redis_functions.lua").read_text(encoding="utf-8")
+    for name, value in library_rules().items():
+        line = re.compile(rf"^(local {name} = ).*( --\[\[broadcast:{name}\]\])$", re.MULTILINE)
+        replacement = r"\g<1>" + _lua_literal(value).replace("\\", "\\\\") + r"\g<2>"
+        source, found = line.subn(replacement, source)
+        if found != 1:
+            raise AssertionError(f"redis_functions.lua has {found} lines for the rule {name}, not 1")
+    return source
 
 
 class _BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
@@ -271,7 +331,7 @@ class RedisBackend(Backend):
     async def _load_functions(self) -> None:
         """Load broadcast-cli's functions (into every primary of a cluster)."""
         try:
-            await self.client.function_load(_library(), replace=True)
+            await self.client.function_load(function_library(), replace=True)
         except _UNAVAILABLE as exc:
             raise BackendUnavailable(f"Redis at {self.url} is unreachable: {exc}") from exc
         except ResponseError as exc:
@@ -323,6 +383,7 @@ class RedisBackend(Backend):
             request.origin or "",
             request.id or new_message_id(),
             *self._limits,
+            _UNCHECKED,
         )
 
     @staticmethod

@@ -76,6 +76,8 @@ class BenchConfig:
     """The HTTP base URL publishers post to (default: the server of the first of :attr:`urls`)."""
     api_key: str | None = field(default=None, repr=False)
     """The API key publishers send (``Authorization: Bearer``), for a server that requires one."""
+    token: str | None = field(default=None, repr=False)
+    """The connection token subscribers send (an ``auth`` request), for a server whose channels need one."""
     embedded: EmbeddedServer | None = None
     """Start servers instead of connecting to :attr:`urls`."""
     subscribers: int = 100

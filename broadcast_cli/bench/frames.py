@@ -149,7 +149,9 @@ def _int_at(data: bytes, start: int, end: int) -> int | None:
 class SubscriberConnection:
     """One subscriber's WebSocket connection, as a state machine fed with bytes.
 
-    *channel* is subscribed to once the handshake is done. Latency samples
+    *channel* is subscribed to once the handshake is done, after an ``auth``
+    request with *token* when one is given (the connection token of a server
+    that requires one; it never goes in the URL). Latency samples
     (nanoseconds from the publisher's ``"t"`` to *now_ns*) are appended to
     *samples* for one event in *sample_every*: those whose seq is
     *sample_offset* modulo *sample_every*.
@@ -161,6 +163,7 @@ class SubscriberConnection:
         "_key",
         "_mask",
         "_outgoing",
+        "_token",
         "address",
         "bytes",
         "channel",
@@ -169,6 +172,7 @@ class SubscriberConnection:
         "error",
         "errors",
         "frames",
+        "refused",
         "sample_every",
         "sample_offset",
         "samples",
@@ -186,6 +190,7 @@ class SubscriberConnection:
         sample_offset: int = 0,
         key: bytes | None = None,
         mask: bytes | None = None,
+        token: str | None = None,
     ) -> None:
         if sample_every < 1:
             raise ValueError(f"sample_every must be 1 or more, not {sample_every}")
@@ -208,12 +213,16 @@ class SubscriberConnection:
         """Error frames from the server, and frames that were not events."""
         self.error: str | None = None
         """Why the connection failed, when it did."""
+        self.refused = False
+        """Whether the server refused this client (a 4xx handshake, an error answering the subscribe, a close
+        code from 4000 to 4999): trying again unchanged would be refused again."""
         self.close_code: int | None = None
         """The code of the server's closing frame, when it sent one."""
         self._key = key if key is not None else base64.b64encode(os.urandom(16))
         self._mask = mask
         self._buffer = b""
         self._fragments: list[bytes] | None = None
+        self._token = token
         self._outgoing = [self._handshake_request()]
 
     # -- output ---------------------------------------------------------------
@@ -257,8 +266,9 @@ class SubscriberConnection:
         elif self.state is ConnectionState.SUBSCRIBING:
             self._frames(self._buffer + data, now_ns)
 
-    def _fail(self, reason: str) -> None:
+    def _fail(self, reason: str, *, refused: bool = False) -> None:
         self.error = reason
+        self.refused = refused
         self.state = ConnectionState.CLOSED
         self._buffer = b""
 
@@ -276,7 +286,8 @@ class SubscriberConnection:
         status_line, *header_lines = head.split("\r\n")
         parts = status_line.split(" ", 2)
         if len(parts) < 2 or parts[1] != "101":
-            self._fail(f"the server refused the WebSocket handshake: {status_line.strip()[:200]}")
+            refused = len(parts) >= 2 and parts[1].startswith("4")
+            self._fail(f"the server refused the WebSocket handshake: {status_line.strip()[:200]}", refused=refused)
             return
         headers = {}
         for line in header_lines:
@@ -285,6 +296,9 @@ class SubscriberConnection:
         if headers.get("sec-websocket-accept", "").encode() != accept_key(self._key):
             self._fail("the server's handshake has a wrong Sec-WebSocket-Accept")
             return
+        if self._token is not None:
+            # No id: no ack. A token the server refuses closes the connection before the subscribe's ack.
+            self._outgoing.append(client_frame(_TEXT, orjson.dumps({"auth": {"token": self._token}}), self._mask))
         request = orjson.dumps({"subscribe": [self.channel], "id": SUBSCRIBE_ID})
         self._outgoing.append(client_frame(_TEXT, request, self._mask))
         self.state = ConnectionState.SUBSCRIBING
@@ -343,7 +357,11 @@ class SubscriberConnection:
         elif opcode == _CLOSE:
             self.close_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
             self._outgoing.append(client_frame(_CLOSE, payload[:2], self._mask))
-            self._fail(f"the server closed the connection (code {self.close_code})")
+            reason = payload[2:].decode("utf-8", "replace")
+            self._fail(
+                f"the server closed the connection (code {self.close_code}{': ' + reason if reason else ''})",
+                refused=4000 <= self.close_code <= 4999,
+            )
         elif opcode == _BINARY:
             self._fail("the server sent a binary frame")
         elif opcode in (_TEXT, _CONTINUATION):
@@ -389,7 +407,7 @@ class SubscriberConnection:
         if not isinstance(data, dict):
             self._fail(f"unexpected answer to the subscribe: {message[:200]!r}")
         elif data.get("type") == "error":
-            self._fail(f"the server refused the subscribe ({data.get('code')}): {data.get('message')}")
+            self._fail(f"the server refused the subscribe ({data.get('code')}): {data.get('message')}", refused=True)
         elif data.get("type") == "ack" and data.get("id") == SUBSCRIBE_ID:
             channels = data.get("channels")
             position = channels.get(self.channel) if isinstance(channels, dict) else None

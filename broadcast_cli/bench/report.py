@@ -8,6 +8,7 @@ connection closed or refused along the way.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,27 @@ from .seqs import SeqSummary
 from .stats import Percentiles
 from .system import Machine
 
-__all__ = ["GeneratorUsage", "Report", "ServerUsage"]
+__all__ = ["CSV_COLUMNS", "GeneratorUsage", "Report", "ServerUsage"]
+
+CSV_COLUMNS = (
+    "started", "version", "target",
+    "subscribers", "channels", "publishers", "messages", "rate", "duration",
+    "payload_size", "batch", "procs", "sample_every",
+    "published", "publish_seconds", "publish_rate",
+    "deliveries", "expected_deliveries", "bytes", "delivery_seconds",
+    "deliveries_per_second", "megabytes_per_second",
+    "latency_samples", "latency_min_ms", "latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
+    "latency_p99_9_ms", "latency_max_ms",
+    "connect_seconds", "connect_p50_ms", "connect_p99_ms", "connect_max_ms",
+    "ok", "lost", "duplicated", "reordered", "closed", "errors",
+    "bench_worker_cpu_percent", "bench_publisher_cpu_percent", "server_cpu_percent", "server_rss_per_connection_bytes",
+)  # fmt: skip
+"""The columns of ``broadcast bench --csv``: one row per run (:meth:`Report.csv_row`).
+
+``started`` is the UTC time publishing began; ``target`` is ``memory`` or
+``redis`` for embedded servers, else the WebSocket URLs; the scenario follows
+(an empty cell: not set), then the figures, as in the JSON report.
+"""
 
 GENERATOR_BUSY = 90.0
 """Above this CPU percentage (of one core) a generator process may be what limits the figures."""
@@ -123,6 +144,10 @@ class Report:
     errors: tuple[str, ...] = ()
     """The first few errors (error frames, unexpected frames, closed connections)."""
     error_count: int = 0
+    started: float = 0.0
+    """Unix time when publishing started."""
+    latency_histogram: str = field(default="", repr=False)
+    """The latency samples' :class:`~.stats.LatencyHistogram`, encoded (for ``--hdr``)."""
 
     # -- figures ---------------------------------------------------------------
 
@@ -161,6 +186,61 @@ class Report:
         if self.error_count:
             problems.append(f"{self.error_count} errors; the first: {self.errors[0] if self.errors else '?'}")
         return problems
+
+    def csv_values(self) -> dict[str, object]:
+        """The run's figures by :data:`CSV_COLUMNS` name (``None``: not set or not measured)."""
+        config = self.config
+        seqs = self.seqs
+        latency = self.latency
+        connect = self.connect
+        server = self.server
+        per_connection = None if server is None else server.rss_per_connection
+        values: dict[str, object] = {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
+            "version": self.version,
+            "target": self.embedded or " ".join(self.urls),
+            "subscribers": config.subscribers,
+            "channels": config.channels,
+            "publishers": config.publishers,
+            "messages": config.messages,
+            "rate": config.rate,
+            "duration": config.duration,
+            "payload_size": config.payload_size,
+            "batch": config.batch,
+            "procs": config.procs,
+            "sample_every": config.sample_every,
+            "published": self.published,
+            "publish_seconds": round(self.publish_seconds, 3),
+            "publish_rate": round(self.publish_rate, 1),
+            "deliveries": self.frames,
+            "expected_deliveries": seqs.expected,
+            "bytes": self.bytes,
+            "delivery_seconds": round(self.delivery_seconds, 3),
+            "deliveries_per_second": round(self.deliveries_per_second, 1),
+            "megabytes_per_second": round(self.megabytes_per_second, 3),
+            "connect_seconds": round(self.connect_seconds, 3),
+            "ok": self.ok,
+            "lost": seqs.lost,
+            "duplicated": seqs.duplicated,
+            "reordered": seqs.reordered,
+            "closed": sum(self.closed.values()),
+            "errors": self.error_count,
+            "bench_worker_cpu_percent": max(self.generator.worker_cpu_percent, default=0.0),
+            "bench_publisher_cpu_percent": self.generator.publisher_cpu_percent,
+            "server_cpu_percent": None if server is None else server.cpu_percent,
+            "server_rss_per_connection_bytes": None if per_connection is None else round(per_connection),
+        }
+        for name in ("count", "min", "mean", "p50", "p90", "p99", "p99_9", "max"):
+            column = "latency_samples" if name == "count" else f"latency_{name}_ms"
+            values[column] = None if latency is None else getattr(latency, name)
+        for name in ("p50", "p99", "max"):
+            values[f"connect_{name}_ms"] = None if connect is None else getattr(connect, name)
+        return values
+
+    def csv_row(self) -> list[str]:
+        """The run as one CSV row, in the order of :data:`CSV_COLUMNS` (``true``/``false``, empty for none)."""
+        values = self.csv_values()
+        return [_csv_cell(values[column]) for column in CSV_COLUMNS]
 
     def to_dict(self) -> dict[str, Any]:
         """The report as a JSON object (what ``broadcast bench --json`` prints)."""
@@ -214,3 +294,11 @@ class Report:
             "generator": self.generator.to_dict(),
             "server": None if self.server is None else self.server.to_dict(),
         }
+
+
+def _csv_cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 from .. import __version__
-from ..exceptions import ConnectError
+from ..exceptions import ConnectError, ConnectionRejected
 from .config import MAX_MESSAGES, BenchConfig
 from .embedded import EmbeddedServers
 from .publisher import PublisherResult, publish
@@ -86,6 +86,7 @@ def plan_workers(config: BenchConfig, urls: Sequence[str]) -> list[WorkerSpec]:
             sample_every=config.sample_every,
             connect_concurrency=max(1, config.connect_concurrency // config.procs),
             connect_timeout=config.connect_timeout,
+            token=config.token,
         )
         for index in range(config.procs)
     ]
@@ -132,7 +133,8 @@ class _Worker:
         async with asyncio.timeout_at(asyncio.get_running_loop().time() + deadline - time.monotonic()):
             message = await self.inbox.get()
         if message[0] == "failed":
-            raise ConnectError(message[1])
+            refused = len(message) > 2 and message[2]
+            raise (ConnectionRejected if refused else ConnectError)(message[1])
         if message[0] != kind:
             raise RuntimeError(f"unexpected message from a subscriber process: {message[0]!r}")
         return message
@@ -194,7 +196,9 @@ async def run_bench(
 
     *on_progress* is called a few times a second, *on_status* with a sentence at
     each step. Raises :class:`~broadcast_cli.exceptions.ConnectError` when the
-    servers or the subscribers cannot be reached,
+    servers or the subscribers cannot be reached (its subclass
+    :class:`~broadcast_cli.exceptions.ConnectionRejected` when the server refused
+    every subscriber that failed, e.g. their token),
     :class:`~broadcast_cli.client.http.PublishRefused` when the server refuses a
     publish, and :class:`TimeoutError` when subscribers are still connecting at
     the run's timeout.
@@ -240,6 +244,7 @@ async def run_bench(
         server_cpu = _cpu(pids)
         cpu = time.process_time()
         start = time.monotonic()
+        started_at = time.time()
         for worker in workers:
             worker.send("go")
         published = 0
@@ -369,6 +374,8 @@ async def run_bench(
         closed=closed,
         errors=tuple(errors[:5]),
         error_count=error_count,
+        started=started_at,
+        latency_histogram=latency.encode(),
     )
 
 

@@ -9,17 +9,29 @@ Values are kept in microseconds with 3 significant digits, from 1 µs to one hou
 Recording costs about a microsecond of Python per value, so the subscribers keep
 raw samples in a list while they measure and record them afterwards
 (:meth:`~LatencyHistogram.record_many`).
+
+:meth:`~LatencyHistogram.to_log` writes a histogram as an HdrHistogram interval
+log (``broadcast bench --hdr``), which HdrHistogram's own tools read, and
+:meth:`~LatencyHistogram.from_log` reads it back, to compare runs later.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
 
-__all__ = ["LatencyHistogram", "Percentiles"]
+from ..exceptions import ConfigurationError
+
+__all__ = ["LOG_FORMAT_VERSION", "LatencyHistogram", "Percentiles"]
+
+LOG_FORMAT_VERSION = "1.2"
+"""The version of HdrHistogram's interval log format that :meth:`LatencyHistogram.to_log` writes."""
+
+_LOG_LEGEND = '"StartTimestamp","Interval_Length","Interval_Max","Interval_Compressed_Histogram"'
 
 _LOWEST_US = 1
 _HIGHEST_US = 3_600_000_000
@@ -83,6 +95,53 @@ class LatencyHistogram:
         histogram = cls()
         if text:
             histogram._histogram.decode_and_add(text.encode("ascii"))
+        return histogram
+
+    def value_at(self, percentile: float) -> float:
+        """The duration, in milliseconds, below which *percentile* % of the values fall (100: the largest)."""
+        return round(float(self._histogram.get_value_at_percentile(percentile)) / 1000, 3)
+
+    def to_log(self, *, start: float, seconds: float, comment: str = "") -> str:
+        """The histogram as an HdrHistogram interval log (format :data:`LOG_FORMAT_VERSION`) of one interval.
+
+        *start* is the Unix time the measurement began, *seconds* how long it
+        lasted; *comment* (one line) goes in the header. Values are in
+        microseconds; the interval's maximum is written in milliseconds.
+        """
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start))
+        lines = [f"#[Histogram log format version {LOG_FORMAT_VERSION}]"]
+        lines.extend(f"#{line}" for line in comment.splitlines())
+        lines += [
+            f"#[StartTime: {start:.3f} (seconds since epoch), {stamp}]",
+            _LOG_LEGEND,
+            f"0.000,{seconds:.3f},{self._histogram.get_max_value() / 1000:.3f},{self.encode()}",
+        ]
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_log(cls, text: str, what: str = "the log") -> LatencyHistogram:
+        """Every interval of an HdrHistogram interval log added up (as written by :meth:`to_log`).
+
+        Raises :class:`~broadcast_cli.exceptions.ConfigurationError` naming *what*
+        when *text* holds no interval or one that does not decode.
+        """
+        histogram = cls()
+        intervals = 0
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip() or line.startswith(("#", '"')):
+                continue
+            fields = line.strip().split(",")
+            if fields[0].startswith("Tag="):
+                fields = fields[1:]
+            if len(fields) != 4:
+                raise ConfigurationError(f"{what} is not an HdrHistogram log: line {number} is not an interval")
+            try:
+                histogram._histogram.decode_and_add(fields[3].encode("ascii"))
+            except Exception as exc:  # the decoder raises base64, zlib and its own errors alike
+                raise ConfigurationError(f"{what}: the histogram on line {number} does not decode ({exc})") from None
+            intervals += 1
+        if not intervals:
+            raise ConfigurationError(f"{what} is not an HdrHistogram log: it holds no interval")
         return histogram
 
     def percentiles(self) -> Percentiles | None:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from ..exceptions import ConnectError
+from ..exceptions import ConnectError, ConnectionRejected
 from .frames import ConnectionState, SubscriberConnection, WebSocketAddress
 from .seqs import SeqSummary
 
@@ -83,7 +83,8 @@ class _Protocol(asyncio.Protocol):
             if connection.state is ConnectionState.STREAMING:
                 self.ready.set_result(None)
             elif connection.state is ConnectionState.CLOSED:
-                self.ready.set_exception(ConnectError(connection.error or "the connection failed"))
+                failure = ConnectionRejected if connection.refused else ConnectError
+                self.ready.set_exception(failure(connection.error or "the connection failed"))
         if connection.state is ConnectionState.CLOSED:
             self.group._ended(self)
             if self.transport is not None:
@@ -110,9 +111,10 @@ class SubscriberGroup:
     Latency samples of every connection go to :attr:`samples` (nanoseconds).
     """
 
-    def __init__(self, specs: Sequence[SubscriberSpec], *, sample_every: int = 16) -> None:
+    def __init__(self, specs: Sequence[SubscriberSpec], *, sample_every: int = 16, token: str | None = None) -> None:
         self.specs = list(specs)
         self.sample_every = sample_every
+        self._token = token
         self.samples: list[int] = []
         """Latency samples, in nanoseconds, of every connection."""
         self.connect_times: list[int] = []
@@ -143,6 +145,7 @@ class SubscriberGroup:
         loop = asyncio.get_running_loop()
         semaphore = asyncio.Semaphore(concurrency)
         failures: list[str] = []
+        refused: list[bool] = []
 
         async def open_one(spec: SubscriberSpec) -> None:
             async with semaphore:
@@ -154,6 +157,7 @@ class SubscriberGroup:
                     samples=self.samples,
                     sample_every=self.sample_every,
                     sample_offset=spec.number,
+                    token=self._token,
                 )
                 protocol = _Protocol(connection, self)
                 started = time.perf_counter_ns()
@@ -165,6 +169,7 @@ class SubscriberGroup:
                     failures.append(f"no subscribe ack from {spec.address.url} within {each_within} s")
                 except ConnectError as exc:
                     failures.append(f"{spec.address.url}: {exc}")
+                    refused.append(isinstance(exc, ConnectionRejected))
                 except OSError as exc:
                     failures.append(f"cannot connect to {spec.address.url}: {exc.strerror or exc}")
                 else:
@@ -178,7 +183,9 @@ class SubscriberGroup:
         if failures:
             self.close()
             more = f" ({len(failures)} subscribers failed)" if len(failures) > 1 else ""
-            raise ConnectError(failures[0] + more)
+            # Refused (a token, a subscribe the server says no to) when every failure was a refusal.
+            failure = ConnectionRejected if refused and all(refused) and len(refused) == len(failures) else ConnectError
+            raise failure(failures[0] + more)
 
     def expect(self, finals: dict[str, int]) -> None:
         """Say which seq is the last of each channel; :meth:`wait_complete` then waits for it."""

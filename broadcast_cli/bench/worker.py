@@ -10,7 +10,8 @@ pipe, in this order::
                                   ← ("expect", finals, idle, deadline)
     ("result", WorkerResult)     →
 
-or ``("failed", reason)`` when its subscribers cannot connect, and ``("stop",)``
+or ``("failed", reason, refused)`` when its subscribers cannot connect (*refused*:
+the server said no, e.g. to their token), and ``("stop",)``
 from the coordinator at any time. The worker ignores SIGINT: on Ctrl-C the
 coordinator stops it.
 """
@@ -21,11 +22,11 @@ import asyncio
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ..exceptions import ConnectError
+from ..exceptions import ConnectError, ConnectionRejected
 from .frames import parse_ws_url
 from .stats import LatencyHistogram
 from .subscribers import GroupResult, SubscriberGroup, SubscriberSpec
@@ -46,6 +47,8 @@ class WorkerSpec:
     sample_every: int
     connect_concurrency: int
     connect_timeout: float
+    token: str | None = field(default=None, repr=False)
+    """The connection token the subscribers present, for a server that requires one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,13 +112,13 @@ async def _report_progress(group: SubscriberGroup, pipe: Connection) -> None:
 
 async def _work(spec: WorkerSpec, pipe: Connection) -> None:
     specs = [SubscriberSpec(number, parse_ws_url(url), channel) for number, url, channel in spec.subscribers]
-    group = SubscriberGroup(specs, sample_every=spec.sample_every)
+    group = SubscriberGroup(specs, sample_every=spec.sample_every, token=spec.token)
     inbox = _Inbox(pipe)
     try:
         try:
             await group.connect(concurrency=spec.connect_concurrency, each_within=spec.connect_timeout)
         except ConnectError as exc:
-            pipe.send(("failed", str(exc)))
+            pipe.send(("failed", str(exc), isinstance(exc, ConnectionRejected)))
             return
         connect_times = LatencyHistogram()
         connect_times.record_many(group.connect_times)

@@ -8,13 +8,16 @@ program. ``--format`` overrides the guess.
 The ``format_*`` functions build text and print nothing; :class:`Output` prints.
 Everything that came from the network is passed through :func:`escape_control`
 before it reaches a terminal, so a payload cannot move the cursor, change the
-title or hide text.
+title or hide text. Every status and error line, and every log line
+(:func:`show_logs`), goes through :func:`~broadcast_cli.urls.redact_secrets`: the
+token and API key a command was given (:func:`conceal`) never reach stderr.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
+import logging
 import re
 import sys
 import time
@@ -23,11 +26,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
+from ..urls import redact_secrets
+
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
     from rich.table import Table
     from rich.text import Text
 
+    from ..bench.files import ComparisonRow
     from ..bench.report import Report
     from ..bench.runner import Progress as BenchProgress
     from ..client.http import Receipt
@@ -35,18 +41,93 @@ if TYPE_CHECKING:
     from .rates import RateRow
 
 __all__ = [
+    "MIN_SECRET_LENGTH",
     "Format",
+    "LogLines",
     "Output",
     "compact_json",
+    "conceal",
     "escape_control",
+    "forget_concealed",
     "format_bench_rows",
     "format_clock",
     "format_receipts",
+    "level_to_show",
     "pretty_json",
+    "show_logs",
 ]
 
 PROGRAM = "broadcast"
 """The prefix of every status and error line."""
+
+_SECRETS: set[str] = set()
+
+MIN_SECRET_LENGTH = 8
+"""Shorter values are not masked as they are (a real token or API key is longer; masking ``url`` would garble
+messages); the patterns of :func:`~broadcast_cli.urls.redact_secrets` still apply."""
+
+
+def conceal(*secrets: str | None) -> None:
+    """Never show *secrets* (a token, an API key) on stderr, in any status, error or log line of this run."""
+    _SECRETS.update(secret for secret in secrets if secret and len(secret) >= MIN_SECRET_LENGTH)
+
+
+def forget_concealed() -> None:
+    """Start a run with no secret to conceal (the ``broadcast`` command calls it first: one run, one set)."""
+    _SECRETS.clear()
+
+
+def _redacted(text: str) -> str:
+    return redact_secrets(text, _SECRETS)
+
+
+class LogLines(logging.Handler):
+    """Log records as ``broadcast: LEVEL: message`` lines on stderr, credentials masked, control characters escaped.
+
+    It writes to whatever ``sys.stderr`` is when a record comes, so that it
+    follows a redirected stderr (as under a test runner).
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+            if record.exc_info:
+                text += "\n" + logging.Formatter().formatException(record.exc_info)
+            lines = escape_control(_redacted(text), keep_newlines=True)
+            print(f"{PROGRAM}: {record.levelname.lower()}: {lines}", file=sys.stderr, flush=True)
+        except Exception:
+            self.handleError(record)
+
+
+def level_to_show(verbose: int = 0, name: str | None = None) -> int | None:
+    """The level of the logs to show: the level *name* if given (``trace`` is debug), else ``-v`` info and ``-vv``
+    debug (*verbose* times), else ``None``: none."""
+    if name is not None:
+        level = logging.getLevelName("DEBUG" if name.lower() == "trace" else name.upper())
+        if not isinstance(level, int):
+            raise ValueError(f"unknown log level {name!r}")
+        return level
+    if verbose:
+        return logging.INFO if verbose == 1 else logging.DEBUG
+    return None
+
+
+def show_logs(level: int | None, logger: str = "broadcast_cli") -> None:
+    """Show the library's log records of *level* and above on stderr; ``None``: show none (the default).
+
+    The library never prints on its own (its logger has a ``NullHandler``): the
+    command decides, once per run, whether its logs are shown (``-v``,
+    ``--log-level``, ``serve``'s ``--log-level``).
+    """
+    log = logging.getLogger(logger)
+    for handler in [handler for handler in log.handlers if isinstance(handler, LogLines)]:
+        log.removeHandler(handler)
+    if level is None:
+        log.setLevel(logging.NOTSET)
+        return
+    log.setLevel(level)
+    log.addHandler(LogLines(level))
+
 
 _CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
 
@@ -162,7 +243,7 @@ class Output:
         self._stderr_line(message, "dim")
 
     def _stderr_line(self, message: str, style: str) -> None:
-        line = f"{PROGRAM}: {escape_control(message)}"
+        line = f"{PROGRAM}: {escape_control(_redacted(message))}"
         if self.stderr_tty:
             from rich.text import Text
 
@@ -212,6 +293,42 @@ class Output:
         if self.stderr_tty:
             granted = ", ".join(claims.get("channels") or []) or "nothing"
             self.status(f"token for {claims['sub']}: reads {granted}; valid until {claims['exp']} (Unix time)")
+
+    def contexts(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Saved contexts (``broadcast context ls``): one JSON object per line when piped, a table for a person.
+
+        The rows come with their secrets already masked.
+        """
+        if not self.pretty:
+            self.lines(orjson.dumps(dict(row)).decode() for row in rows)
+            return
+        from rich.table import Table
+
+        table = Table(title_justify="left", expand=False)
+        for column in ("", "name", "url", "token", "api key", "description"):
+            table.add_column(column, no_wrap=column in ("name", "url"))
+        for row in rows:
+            table.add_row(
+                "*" if row.get("current") else "",
+                escape_control(str(row["name"])),
+                escape_control(row.get("url") or ""),
+                "set" if row.get("token") else "",
+                "set" if row.get("api_key") else "",
+                escape_control(row.get("description") or ""),
+                style="bold" if row.get("current") else None,
+            )
+        self.show(table)
+
+    def record(self, fields: Mapping[str, Any]) -> None:
+        """One record: a JSON line when piped, ``name: value`` lines for a person."""
+        if not self.pretty:
+            self.line(orjson.dumps(dict(fields)).decode())
+            return
+        width = max((len(name) for name in fields), default=0)
+        self.lines(
+            f"{name + ':':<{width + 1}} {escape_control('' if value is None else str(value))}"
+            for name, value in fields.items()
+        )
 
     def event(self, message: Message) -> None:
         """One event as ``broadcast subscribe`` shows it: the frame as received, or a block for a person."""
@@ -344,6 +461,36 @@ class Output:
 
             yield update
 
+    @contextlib.contextmanager
+    def count_progress(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
+        """A function showing how many of *total* are done: a bar on stderr when it is a terminal, else nothing."""
+        if not self.stderr_tty:
+            yield lambda done: None
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.err_console,
+            transient=True,
+        )
+        with bar:
+            task = bar.add_task(description, total=total)
+            yield lambda done: bar.update(task, completed=done)
+
     def bench_table(self, report: Report) -> Table:
         """A bench report for a person: one row per figure."""
         from rich.table import Table
@@ -366,6 +513,29 @@ class Output:
             self.line(orjson.dumps(report.to_dict()).decode())
             return
         self.show(self.bench_table(report))
+
+    def bench_comparison(self, first: str, second: str, rows: Sequence[ComparisonRow]) -> None:
+        """Two latency histograms side by side (``bench --compare``): a table, or one JSON object when piped."""
+        if not self.pretty:
+            data = {"first": first, "second": second, "rows": [row.to_dict() for row in rows]}
+            self.line(orjson.dumps(data).decode())
+            return
+        from rich.table import Table
+
+        table = Table(title="latency, publish to deliver (ms)", title_justify="left", expand=False)
+        table.add_column("figure", style="bold cyan", no_wrap=True)
+        table.add_column(escape_control(first), justify="right")
+        table.add_column(escape_control(second), justify="right")
+        table.add_column("change", justify="right")
+        for row in rows:
+            change = row.change
+            shown = "" if change is None else f"{change:+.1%}"
+            if row.name == "samples":
+                table.add_row(row.name, f"{row.first:,.0f}", f"{row.second:,.0f}", shown, style="dim")
+                continue
+            style = None if change is None or abs(change) < 0.05 else ("red" if change > 0 else "green")
+            table.add_row(row.name, f"{row.first:,.3f}", f"{row.second:,.3f}", shown, style=style)
+        self.show(table)
 
 
 def format_bench_rows(report: Report) -> list[tuple[str, str, str | None]]:

@@ -26,16 +26,24 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Self, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, InvalidStatus, InvalidURI
 from websockets.typing import Subprotocol
 
 from ..backoff import backoff
-from ..exceptions import ClientClosed, ClientError, ConfigurationError, ConnectError, ServerError
+from ..exceptions import (
+    ClientClosed,
+    ClientError,
+    ConfigurationError,
+    ConnectError,
+    ConnectionRejected,
+    ServerError,
+)
 from ..message import Position
-from ..protocol import SUBPROTOCOL, should_reconnect
+from ..protocol import SUBPROTOCOL, CloseCode, should_reconnect
+from ..urls import WEBSOCKET_PATH, redact, redact_secrets
 from .subscriptions import (
     AckReceived,
     ErrorReceived,
@@ -49,7 +57,15 @@ from .subscriptions import (
     UnrecoveredHandler,
 )
 
-__all__ = ["BroadcastClient", "ClientState", "Subscription", "TokenSource", "is_retryable"]
+__all__ = [
+    "BroadcastClient",
+    "ClientState",
+    "Subscription",
+    "TokenSource",
+    "closed_for_good",
+    "handshake_failure",
+    "is_retryable",
+]
 
 TokenSource = str | Callable[[], str] | Callable[[], Awaitable[str]]
 """A connection token, or a function (plain or async) that fetches a fresh one."""
@@ -102,6 +118,63 @@ def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, (InvalidURI, InvalidHandshake)):
         return False
     return isinstance(exc, (OSError, TimeoutError, EOFError))
+
+
+def handshake_failure(url: str, exc: BaseException) -> ConnectError:
+    """The error to raise when connecting to *url* failed with *exc*, which is not worth retrying.
+
+    A handshake answered with an HTTP 4xx is a :class:`ConnectionRejected`; a 403
+    or 404 says where a broadcast server's endpoint is, since that is what such
+    an answer usually means (a Starlette app answers 403 to a WebSocket handshake
+    on a path where it has no WebSocket endpoint). *url* is shown without its
+    query or password.
+    """
+    shown = redact(url)
+    if isinstance(exc, InvalidStatus):
+        status = exc.response.status_code
+        if 400 <= status < 500:
+            message = f"{shown} refused the WebSocket handshake with HTTP {status}"
+            if status in (403, 404):
+                path = urlsplit(url).path or "/"
+                if not path.endswith(WEBSOCKET_PATH):
+                    message += (
+                        f": there is no WebSocket endpoint at {path}; a broadcast server's is {WEBSOCKET_PATH}"
+                    )
+                elif path != WEBSOCKET_PATH:
+                    prefix = path.removesuffix(WEBSOCKET_PATH)
+                    message += (
+                        f": there is no WebSocket endpoint at {path}; is the server really mounted under "
+                        f"{prefix}? Without a prefix, its endpoint is {WEBSOCKET_PATH}"
+                    )
+                else:
+                    message += " (a proxy in front of the server, or not a broadcast server?)"
+            return ConnectionRejected(message, http_status=status)
+    return ConnectError(f"cannot connect to {shown}: {redact_secrets(str(exc))}")
+
+
+def closed_for_good(url: str, code: int, reason: str) -> ConnectError:
+    """The error to raise when *url* closed the connection with *code*, after which the client stops.
+
+    Codes the server uses to refuse this client (4001 for a token that expired,
+    when no fresh one can be had; 4500–4999, e.g. 4501 for a token that is not
+    valid, 4503 for an Origin that is not allowed; 1008, policy) give a
+    :class:`ConnectionRejected`.
+    """
+    shown = redact(url)
+    detail = f": {reason}" if reason else ""
+    if code == CloseCode.TOKEN_EXPIRED:
+        return ConnectionRejected(
+            f"{shown} closed the connection: the connection token expired (code {code}); "
+            "connect again with a fresh token",
+            close_code=code,
+        )
+    if code == CloseCode.UNAUTHORIZED:
+        return ConnectionRejected(
+            f"{shown} refused the connection token (code {code}{detail})", close_code=code
+        )
+    if 4500 <= code < 5000 or code == 1008:
+        return ConnectionRejected(f"{shown} refused the connection (code {code}{detail})", close_code=code)
+    return ConnectError(f"{shown} closed the connection with code {code} ({reason or 'no reason'})")
 
 
 async def _call(callback: Callable[[_T], object], argument: _T, what: str) -> None:
@@ -217,7 +290,11 @@ class BroadcastClient:
     messages. *token* is the connection token for a server that requires one: a
     string, or a function (plain or async) called before every connection
     attempt, so that a token that expired (close code 4001) is replaced by a
-    fresh one on the reconnect, which then recovers what was missed.
+    fresh one on the reconnect, which then recovers what was missed (a string
+    that expired cannot be replaced: the client stops, with
+    :class:`~broadcast_cli.exceptions.ConnectionRejected`). The token is
+    presented in the connection's first frame, an ``auth`` request, never in its
+    URL, where proxies and logs would record it.
     """
 
     def __init__(
@@ -383,7 +460,8 @@ class BroadcastClient:
             await self._wait_until(connected, timeout)
         except TimeoutError:
             await self._stop()
-            error = ConnectError(f"could not connect to {', '.join(self.urls)} within {timeout} s")
+            urls = ", ".join(redact(url) for url in self.urls)
+            error = ConnectError(f"could not connect to {urls} within {timeout} s")
             raise error from self.last_error
         except ConnectError:
             await self._stop()
@@ -433,8 +511,9 @@ class BroadcastClient:
         while not self._closed:
             url = self.url
             try:
+                token = await self._fetch_token()
                 ws = await connect(
-                    await self._url_with_token(url),
+                    url,
                     subprotocols=[Subprotocol(SUBPROTOCOL)],
                     open_timeout=self._open_timeout,
                     close_timeout=self._close_timeout,
@@ -442,35 +521,35 @@ class BroadcastClient:
             except Exception as exc:
                 self.last_error = exc
                 if not is_retryable(exc):
-                    self._give_up(ConnectError(f"cannot connect to {url}: {exc}"))
+                    self._give_up(handshake_failure(url, exc))
                     return
-                logger.info("cannot connect to %s: %s; retrying", url, exc)
+                logger.info("cannot connect to %s: %s; retrying", redact(url), redact_secrets(str(exc)))
             else:
                 ever_connected = True
                 opened = asyncio.get_running_loop().time()
-                code, reason = await self._session(ws)
+                code, reason = await self._session(ws, token)
                 if asyncio.get_running_loop().time() - opened >= STABLE_AFTER:
                     delays = None  # a fresh backoff after a connection that held
                 self.close_code, self.close_reason = code, reason
                 if self._closed:
                     return
-                if not should_reconnect(code):
-                    self._give_up(
-                        ConnectError(f"{url} closed the connection with code {code} ({reason or 'no reason'})")
-                    )
+                # A token that expired is replaced on the reconnect only if it comes from a function.
+                refreshable = code == CloseCode.TOKEN_EXPIRED and callable(self._token)
+                if not should_reconnect(code) or (code == CloseCode.TOKEN_EXPIRED and not refreshable):
+                    self._give_up(closed_for_good(url, code, reason))
                     return
-                logger.info("connection to %s closed with code %s (%s); reconnecting", url, code, reason)
+                logger.info("connection to %s closed with code %s (%s); reconnecting", redact(url), code, reason)
             self._set_state(ClientState.RECONNECTING if ever_connected else ClientState.CONNECTING)
             if delays is None:
                 delays = backoff(*self._backoff)
             await asyncio.sleep(next(delays))
             self._attempt += 1
 
-    async def _url_with_token(self, url: str) -> str:
-        """*url* with ``?token=`` when the client has a token (fetched afresh if it is a function)."""
+    async def _fetch_token(self) -> str | None:
+        """The token for the next connection, if the client has one (fetched afresh if it is a function)."""
         source = self._token
         if source is None:
-            return url
+            return None
         token: object = source
         if callable(source):
             token = source()
@@ -478,9 +557,7 @@ class BroadcastClient:
                 token = await token
         if not isinstance(token, str) or not token:
             raise ConfigurationError("the token function must return a non-empty string")
-        parts = urlsplit(url)
-        query = urlencode([*parse_qsl(parts.query), ("token", token)])
-        return urlunsplit(parts._replace(query=query))
+        return token
 
     def _give_up(self, error: ConnectError) -> None:
         """Stop for good after a terminal failure: state ``disconnected``, waiters failed with *error*."""
@@ -490,12 +567,19 @@ class BroadcastClient:
         self._set_state(ClientState.DISCONNECTED)
         self._notify()
 
-    async def _session(self, ws: ClientConnection) -> tuple[int, str]:
-        """Run one open connection until it closes; return its close code and reason."""
+    async def _session(self, ws: ClientConnection, token: str | None = None) -> tuple[int, str]:
+        """Run one open connection until it closes; return its close code and reason.
+
+        A *token* is presented first, in an ``auth`` request, and the subscriptions
+        follow it: the server answers requests in order, so they are checked
+        against what it grants.
+        """
         self._ws = ws
         self._outbox = asyncio.Queue()
         writer = asyncio.get_running_loop().create_task(self._write(ws, self._outbox))
         request = self._table.connection_opened()
+        if token is not None:
+            self._send(self._table.authenticate(token))
         if request is not None:
             self._send(request)
         self._set_state(ClientState.CONNECTED)
@@ -514,7 +598,7 @@ class BroadcastClient:
                 try:
                     await self._dispatch(frame)
                 except Exception:
-                    logger.exception("failed to process a frame from %s", self.url)
+                    logger.exception("failed to process a frame from %s", redact(self.url))
         finally:
             writer.cancel()
             self._end_session()
@@ -545,7 +629,10 @@ class BroadcastClient:
         outbox, ws = self._outbox, self._ws
         if outbox is None or ws is None:  # the table only returns requests while a connection is open
             return
-        logger.debug("sending %s", request.frame)
+        if request.kind == "auth":
+            logger.debug("sending the connection token (request %s)", request.id)
+        else:
+            logger.debug("sending %s", request.frame)
         outbox.put_nowait(request.frame)
         timer = asyncio.get_running_loop().call_later(self._request_timeout, self._check_answered, ws, request)
         self._timers[request.id] = timer
@@ -570,7 +657,7 @@ class BroadcastClient:
             "no answer to request %s within %s s: dropping the connection to %s",
             request.id,
             self._request_timeout,
-            self.url,
+            redact(self.url),
         )
         ws.transport.abort()
 
@@ -662,4 +749,4 @@ class BroadcastClient:
         return self._table.channels()
 
     def __repr__(self) -> str:
-        return f"<BroadcastClient {self.url} {self._state.value} channels={len(self._table.channels())}>"
+        return f"<BroadcastClient {redact(self.url)} {self._state.value} channels={len(self._table.channels())}>"

@@ -27,7 +27,7 @@ import httpx
 import orjson
 
 from ..exceptions import ClientError, ConfigurationError, ConnectError, ServerError
-from ..message import Message, PublishRequest
+from ..message import Message, PublishRequest, validate_channel, validate_event
 
 __all__ = ["MAX_BATCH", "HttpPublisher", "PublishRefused", "Publisher", "Receipt", "RequestTimeout", "publish_url"]
 
@@ -217,8 +217,9 @@ class HttpPublisher(Publisher):
         origin: str | None = None,
         id: str | None = None,  # noqa: A002 - the field's name in the API
     ) -> Receipt:
-        """Publish one message and return its :class:`Receipt`."""
-        receipts = await self.publish_many([PublishRequest(channel, event, payload, origin, id)])
+        """Publish one message and return its :class:`Receipt`; bad channel and event names are refused unsent."""
+        request = PublishRequest(validate_channel(channel), validate_event(event), payload, origin, id)
+        receipts = await self.publish_many([request])
         return receipts[0]
 
     async def _send_batch(self, requests: Sequence[PublishRequest]) -> list[Receipt]:

@@ -23,9 +23,10 @@ from typing import IO, Any, Self
 import orjson
 
 from ..broadcaster import Broadcaster
-from ..exceptions import InvalidPayload, InvalidRequest
+from ..exceptions import ConfigurationError, InvalidPayload, InvalidRequest
 from ..message import PublishRequest, validate_channel, validate_event
 from ..protocol import MAX_ID_LENGTH, encode_payload, parse_publish
+from ..urls import redact
 from .http import MAX_BATCH, HttpPublisher, Publisher, Receipt
 
 __all__ = [
@@ -53,6 +54,12 @@ class RedisPublisher(Publisher):
     """
 
     def __init__(self, redis_url: str, *, prefix: str = "broadcast", max_batch: int = MAX_BATCH) -> None:
+        if not redis_url.lower().startswith("redis"):
+            # memory:// would "succeed" into a hub of this process only, which no subscriber shares.
+            raise ConfigurationError(
+                f"cannot publish into {redact(redis_url)!r}: give the Redis your servers share "
+                "(redis://, rediss://, redis+sentinel:// or redis+cluster://), or publish through a server with --url"
+            )
         self.max_batch = max_batch
         self._broadcaster = Broadcaster(redis_url, prefix=prefix)
 

@@ -21,12 +21,13 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Self
 
-from ..exceptions import ConnectError, InvalidRequest
-from ..message import Message, is_pattern
-from .client import BroadcastClient, ClientState, Subscription
-from .subscriptions import RecoveryInfo, RecoveryReason
+from ..exceptions import CannotResume, ConnectError, InvalidRequest
+from ..message import Message, Position, is_pattern
+from ..urls import redact
+from .client import BroadcastClient, ClientState, Subscription, TokenSource
+from .subscriptions import RecoveryInfo, RecoveryReason, ResumeFailure, resume_failure
 
-__all__ = ["EventStream"]
+__all__ = ["EventStream", "cannot_resume"]
 
 CLOSE_TIMEOUT = 0.5
 """Seconds a stream waits for the server's close frame when it stops, before dropping the connection."""
@@ -38,13 +39,48 @@ _LOSS = {
 }
 
 
+def cannot_resume(channel: str, since: int, epoch: str | None, position: Position) -> CannotResume:
+    """The error saying why *channel* cannot be resumed from *since* (of *epoch*), now that it is at *position*.
+
+    Each message says what happened (see :class:`~.subscriptions.ResumeFailure`)
+    and the position to resume from once the application has refetched its state.
+    """
+    cause = resume_failure(since, epoch, position)
+    asked = f"seq {since}" + (f" of epoch {epoch}" if epoch is not None else "")
+    now = f"seq {position.seq} of epoch {position.epoch}"
+    if cause is ResumeFailure.HISTORY_RESET:
+        what = f"its history was reset: it is in another epoch now, at {now}"
+    elif cause is ResumeFailure.AHEAD:
+        what = f"nothing to replay: {asked} is ahead of the channel, which is at {now}"
+        if epoch is None:
+            what += " (a seq from before its history was reset? an epoch would tell)"
+    else:
+        what = (
+            "the messages after it are no longer in the server's history, trimmed or expired "
+            f"(the channel is at {now})"
+        )
+        if epoch is None:
+            what += ", or its history was reset (an epoch would tell)"
+    message = (
+        f"cannot resume {channel} from {asked}: {what}; refetch its state, then resume from "
+        f"seq {position.seq} of epoch {position.epoch}"
+    )
+    return CannotResume(
+        message, channel=channel, since=since, epoch=epoch, seq=position.seq, current_epoch=position.epoch,
+        cause=cause.value,
+    )  # fmt: skip
+
+
 class EventStream:
     """Subscribe to *names* (channels or patterns) and iterate over their events.
 
     *since* and *epoch* resume one channel from a position; *last* replays the
     last that many messages of each channel (patterns get live events only).
     :meth:`connect` (or ``async with``) waits until every subscription is acked,
-    for at most *connect_timeout* seconds to reach the server. *max_pending*
+    for at most *connect_timeout* seconds to reach the server; when the server
+    cannot replay from *since*, it raises
+    :class:`~broadcast_cli.exceptions.CannotResume` saying why. *token* is the
+    connection token (see :class:`~.client.BroadcastClient`). *max_pending*
     bounds the events received and not yet read; past it the client stops
     reading the socket until there is room.
     """
@@ -61,6 +97,7 @@ class EventStream:
         on_status: Callable[[str], object] | None = None,
         max_pending: int = 10_000,
         client: BroadcastClient | None = None,
+        token: TokenSource | None = None,
     ) -> None:
         if not names:
             raise InvalidRequest("name at least one channel or pattern")
@@ -70,7 +107,9 @@ class EventStream:
         self.names = list(dict.fromkeys(names))
         """The channels and patterns subscribed to."""
         # A reader that stops reading (Ctrl-C, a closed pipe) must not wait long for a polite close.
-        self.client = client if client is not None else BroadcastClient(url, close_timeout=CLOSE_TIMEOUT)
+        self.client = (
+            client if client is not None else BroadcastClient(url, close_timeout=CLOSE_TIMEOUT, token=token)
+        )
         """The client doing the work."""
         self._since, self._epoch, self._last = since, epoch, last
         self._connect_timeout = connect_timeout
@@ -80,6 +119,7 @@ class EventStream:
         self._subscriptions: list[Subscription] = []
         self._remove_callback: Callable[[], None] | None = None
         self._was_connected = False
+        self._following = False
 
     # -- life cycle -----------------------------------------------------------
 
@@ -87,8 +127,11 @@ class EventStream:
         """Connect, subscribe, and wait until every subscription is acked.
 
         Raises :class:`~broadcast_cli.exceptions.ConnectError` when the server
-        cannot be reached within *connect_timeout*, and
-        :class:`~broadcast_cli.exceptions.ServerError` when it refuses a subscription.
+        cannot be reached within *connect_timeout* (its subclass
+        :class:`~broadcast_cli.exceptions.ConnectionRejected` when it refuses the
+        connection), :class:`~broadcast_cli.exceptions.ServerError` when it
+        refuses a subscription, and :class:`~broadcast_cli.exceptions.CannotResume`
+        when it cannot replay from *since*.
         """
         for name in self.names:
             if is_pattern(name):
@@ -103,6 +146,9 @@ class EventStream:
         await self.client.connect(self._connect_timeout)
         for subscription in self._subscriptions:
             await subscription.wait_ready()
+            if self._since is not None and subscription.recovered is False and subscription.position is not None:
+                raise cannot_resume(subscription.channel, self._since, self._epoch, subscription.position)
+        self._following = True
 
     async def close(self) -> None:
         """Disconnect for good."""
@@ -173,13 +219,13 @@ class EventStream:
         if client.close_code is not None:
             reason = f" ({client.close_reason})" if client.close_reason else ""
             return f"the server closed the connection with code {client.close_code}{reason}; not reconnecting"
-        return f"the connection to {client.url} ended: {client.last_error}; not reconnecting"
+        return f"the connection to {redact(client.url)} ended: {client.last_error}; not reconnecting"
 
     def _state_changed(self, state: ClientState) -> None:
         client = self.client
         if state is ClientState.CONNECTED:
             if self._was_connected:
-                self._status(f"reconnected to {client.url}; recovering what was missed")
+                self._status(f"reconnected to {redact(client.url)}; recovering what was missed")
             self._was_connected = True
         elif state is ClientState.RECONNECTING:
             if client.close_code is not None and client.close_code != 1006:
@@ -190,6 +236,8 @@ class EventStream:
             self._status(f"connection {why}; reconnecting")
 
     def _unrecovered(self, info: RecoveryInfo) -> None:
+        if not self._following:
+            return  # the first ack: connect() raises CannotResume, saying why
         self._status(
             f"messages of {info.channel} were lost ({_LOSS.get(info.reason, info.reason)}): "
             f"continuing after seq {info.position.seq}"

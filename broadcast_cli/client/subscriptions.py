@@ -47,9 +47,11 @@ __all__ = [
     "OutgoingRequest",
     "RecoveryInfo",
     "RecoveryReason",
+    "ResumeFailure",
     "SubscriptionTable",
     "Unrecovered",
     "UnrecoveredHandler",
+    "resume_failure",
 ]
 
 Handler = Callable[[Message], Awaitable[None] | None]
@@ -66,6 +68,32 @@ class RecoveryReason(enum.StrEnum):
     """A live event came in a new epoch: the channel's history was reset."""
     GAP = "gap"
     """A live event skipped one or more ``seq`` numbers of the current epoch."""
+
+
+class ResumeFailure(enum.StrEnum):
+    """Why the server could not replay a channel from the position a client asked for (``recovered: false``).
+
+    The ack does not say; :func:`resume_failure` tells from the position asked
+    for and the one the ack gives.
+    """
+
+    HISTORY_RESET = "history_reset"
+    """The ack is in another epoch than the one asked for: the channel's history was reset
+    (a server without Redis restarted, or Redis lost its data), so the old seqs mean nothing now."""
+    AHEAD = "ahead"
+    """``since`` is past the channel's last seq (in the same epoch, or no epoch was given):
+    there is nothing to replay. A position from before a reset, when no epoch tells."""
+    TRIMMED = "trimmed"
+    """The messages after ``since`` left the history (its size or age limit)."""
+
+
+def resume_failure(since: int, epoch: str | None, position: Position) -> ResumeFailure:
+    """Why resuming from *since* (of *epoch*, if known) failed, given the channel's *position* in the ack."""
+    if epoch is not None and epoch != position.epoch:
+        return ResumeFailure.HISTORY_RESET
+    if since > position.seq:
+        return ResumeFailure.AHEAD
+    return ResumeFailure.TRIMMED
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,12 +172,16 @@ class ChannelState:
 
 @dataclass(frozen=True, slots=True)
 class OutgoingRequest:
-    """A request to send: its id, its verb, the channels it names and its JSON text frame."""
+    """A request to send: its id, its verb, the channels it names and its JSON text frame.
+
+    The frame of an ``auth`` request holds the connection token: it is left out of
+    the request's ``repr``, and the client never logs it.
+    """
 
     id: int
-    kind: Literal["subscribe", "unsubscribe"]
+    kind: Literal["subscribe", "unsubscribe", "auth"]
     channels: tuple[str, ...]
-    frame: str
+    frame: str = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,7 +326,7 @@ class SubscriptionTable:
     # -- requests -------------------------------------------------------------
 
     def _request(
-        self, kind: Literal["subscribe", "unsubscribe"], items: list[Any], channels: list[str]
+        self, kind: Literal["subscribe", "unsubscribe", "auth"], items: Any, channels: list[str]
     ) -> OutgoingRequest:
         request_id = self.next_id()
         frame = orjson.dumps({kind: items, "id": request_id}).decode()
@@ -397,6 +429,15 @@ class SubscriptionTable:
         self._open = True
         self._pending.clear()
         return self._subscribe(list(self._channels.values()))
+
+    def authenticate(self, token: str) -> OutgoingRequest:
+        """The ``auth`` request presenting *token* on the open connection, to send before anything else.
+
+        The token travels in a frame rather than in the handshake URL (``?token=``),
+        so that it is never part of a URL that a proxy or a log may record. The
+        server checks the requests that follow against what it grants.
+        """
+        return self._request("auth", {"token": token}, [])
 
     def connection_lost(self) -> list[OutgoingRequest]:
         """The connection is gone: forget what was in flight and return those requests.

@@ -1,10 +1,15 @@
-"""The ASGI application: the WebSocket endpoint and the HTTP API on one hub."""
+"""The ASGI application: the WebSocket endpoint and the HTTP API on one hub.
+
+The routes themselves are defined in :mod:`.routes`, which the FastAPI router
+(:mod:`.router`) mounts too; this module adds what only a whole app has: the
+index at ``GET /``, the demo, CORS, the JSON 404/405, the lifespan and the
+graceful :func:`drain`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -14,16 +19,15 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route
 
 from ..backends import create_backend
 from ..hub import Hub
-from ..static import CLIENT_TYPES, client_asset
-from ..urls import PUBLISH_PATH, WEBSOCKET_PATH
-from .config import Limits, ServerConfig
-from .http import HttpApi, error_response
-from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from .metrics import ServerMetrics
+from ..urls import WEBSOCKET_PATH
+from .config import ServerConfig
+from .http import HttpApi
+from .index import EndpointInfo, Index
+from .routes import ServerEndpoints, http_error, server_routes
 from .websocket import WebSocketEndpoint
 
 __all__ = ["SHUTDOWN_TIMEOUT", "WEBSOCKET_PATH", "create_app", "create_hub", "drain"]
@@ -40,25 +44,19 @@ def create_hub(config: ServerConfig) -> Hub:
     return Hub(backend, max_payload_bytes=config.limits.max_payload_bytes)
 
 
-def _browser_routes(hub: Hub, config: ServerConfig) -> tuple[list[BaseRoute], Callable[[], None]]:
-    """The browser client at ``GET /client.js`` (types at ``/client.d.ts``), and the demo with ``config.demo``.
-
-    Returns the routes and the function that releases what they hold (the demo's database).
-    """
-    routes: list[BaseRoute] = [
-        Route("/client.js", client_asset().serve, methods=["GET"]),
-        Route("/client.d.ts", client_asset(CLIENT_TYPES).serve, methods=["GET"]),
-    ]
+def _demo_routes(hub: Hub, config: ServerConfig) -> tuple[list[BaseRoute], list[EndpointInfo], Callable[[], None]]:
+    """The demo's routes with ``config.demo`` (none without), their index entry, and what releases its database."""
     if not config.demo:
-        return routes, lambda: None
+        return [], [], lambda: None
     from ..demo import OrderStore, demo_routes
 
     store = OrderStore(config.demo_db)
-    return [*routes, *demo_routes(hub, store)], store.close
+    listing = [EndpointInfo("/demo", "GET", "the optimistic-sync demo: open it in two tabs")]
+    return demo_routes(hub, store), listing, store.close
 
 
-def _middleware(config: ServerConfig) -> list[Middleware]:
-    """CORS for the HTTP API, for the origins the configuration names."""
+def _cors_middleware(config: ServerConfig) -> list[Middleware]:
+    """CORS for the HTTP API, for the origins the configuration names (none: no CORS headers)."""
     origins = list(config.security.cors_origins)
     if not origins:
         return []
@@ -73,31 +71,26 @@ def _middleware(config: ServerConfig) -> list[Middleware]:
     ]
 
 
-async def _metrics(metrics: ServerMetrics, request: Request) -> Response:
-    return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
-
-
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
-    return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+    return http_error(exc.status_code, str(exc.detail))
 
 
 def create_app(hub: Hub | None = None, *, config: ServerConfig | None = None) -> Starlette:
     """Create the server's ASGI app.
 
     Serves ``/ws/broadcast`` (WebSocket, protocol v1), ``POST /publish``,
-    ``GET /health``, ``GET /ready``, ``GET /channels``, ``GET /metrics`` and
-    ``GET /openapi.json``. The hub (made from *config* when not given) is
-    started and stopped with the app's lifespan.
+    ``GET /health``, ``GET /ready``, ``GET /channels``, ``GET /metrics``,
+    ``GET /openapi.json``, the browser client (``GET /client.js``), the demo
+    with ``config.demo``, and ``GET /``, which lists them. The hub (made from
+    *config* when not given) is started and stopped with the app's lifespan.
     """
     config = config or ServerConfig()
     hub = hub or create_hub(config)
-    limits: Limits = config.limits
-    api = HttpApi(hub, limits, backend_name=hub.backend.url, api_keys=config.security.api_keys)
-    endpoint = WebSocketEndpoint(hub, limits, config.security)
-    metrics = ServerMetrics(hub, endpoint)
-    browser_routes, close_browser_routes = _browser_routes(hub, config)
+    server = ServerEndpoints(hub, config.limits, config.security)
+    routes, listing = server_routes(lambda: server, websocket=server.websocket)
+    demo, demo_listing, close_demo = _demo_routes(hub, config)
+    index = Index([*listing, *demo_listing])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -106,28 +99,18 @@ def create_app(hub: Hub | None = None, *, config: ServerConfig | None = None) ->
             yield
         finally:
             await hub.stop()
-            close_browser_routes()
+            close_demo()
 
     app = Starlette(
-        routes=[
-            WebSocketRoute(WEBSOCKET_PATH, endpoint),
-            Route(WEBSOCKET_PATH, api.websocket_only, methods=["GET"]),
-            Route(PUBLISH_PATH, api.publish, methods=["POST"]),
-            Route("/health", api.health, methods=["GET"]),
-            Route("/ready", api.ready, methods=["GET"]),
-            Route("/openapi.json", api.openapi, methods=["GET"]),
-            Route("/channels", api.channels, methods=["GET"]),
-            Route("/metrics", functools.partial(_metrics, metrics), methods=["GET"]),
-            *browser_routes,
-        ],
+        routes=[Route("/", index.serve, methods=["GET"]), *routes, *demo],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
-        middleware=_middleware(config),
+        middleware=_cors_middleware(config),
     )
     app.state.hub = hub
-    app.state.http = api
-    app.state.websocket = endpoint
-    app.state.metrics = metrics
+    app.state.http = server.http
+    app.state.websocket = server.websocket
+    app.state.metrics = server.metrics
     return app
 
 

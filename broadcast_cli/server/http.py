@@ -23,7 +23,7 @@ from ..auth import ApiKeys
 from ..exceptions import AuthenticationError, BackendError, BackendUnavailable, InvalidRequest
 from ..hub import Hub
 from ..message import Message
-from ..protocol import PROTOCOL_VERSION, encode_error, parse_publish
+from ..protocol import PROTOCOL_VERSION, encode_error, parse_json, parse_publish
 from .config import Limits
 
 __all__ = ["READY_TIMEOUT", "HttpApi", "JSONResponse", "error_response"]
@@ -117,9 +117,9 @@ class HttpApi:
     async def _publish(self, request: Request) -> Response:
         body = await self._body(request)
         try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            return error_response(400, "invalid_json", f"the body is not valid JSON: {exc}")
+            data = parse_json(body, what="the body")
+        except InvalidRequest as exc:
+            return error_response(400, exc.code, exc.message)
         batch = isinstance(data, list)
         items = data if batch else [data]
         if not items:

@@ -5,6 +5,12 @@ Include its router in an app and broadcast from any endpoint::
     backend = WebSocketBroadcastBackend()                 # or ("redis://localhost:6379/0")
     app.include_router(backend.get_router())              # serves /ws/broadcast
     await backend.broadcast("orders", "created", {"entity_id": "123"})
+
+``get_router(http=True)`` also mounts the HTTP API of ``broadcast serve``
+(``POST /publish``, ``/health``, ``/metrics``, ``/client.js``…): the same routes
+(:mod:`.routes`), under the same :class:`~.config.Security` and
+:class:`~.config.Limits`. The router needs FastAPI: ``pip install
+'broadcast-cli[fastapi]'``.
 """
 
 from __future__ import annotations
@@ -15,17 +21,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..backends import Backend, create_backend
+from ..exceptions import ConfigurationError
 from ..history import HistoryOptions
 from ..hub import Hub
 from ..message import Message
 from ..urls import WEBSOCKET_PATH
-from .config import Limits
+from .config import Limits, Security
+from .routes import ServerEndpoints, server_routes
 from .websocket import Scope, WebSocketEndpoint
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
-__all__ = ["WebSocketBroadcastBackend"]
+__all__ = ["FASTAPI_EXTRA", "WebSocketBroadcastBackend"]
+
+FASTAPI_EXTRA = "pip install 'broadcast-cli[fastapi]'"
+"""How to install what :meth:`WebSocketBroadcastBackend.get_router` needs."""
 
 T = TypeVar("T")
 
@@ -43,12 +54,31 @@ async def _settled(endpoint: WebSocketEndpoint, make: Callable[[], Awaitable[T]]
     return await make()
 
 
+def _api_router_class() -> type[APIRouter]:
+    """FastAPI's ``APIRouter``; a :class:`ModuleNotFoundError` saying how to install FastAPI if it is missing."""
+    try:
+        from fastapi import APIRouter
+    except ModuleNotFoundError as exc:
+        if exc.name != "fastapi":
+            raise
+        raise ModuleNotFoundError(
+            f"WebSocketBroadcastBackend.get_router() returns a FastAPI router, and FastAPI is not installed: "
+            f"{FASTAPI_EXTRA}",
+            name="fastapi",
+        ) from exc
+    return APIRouter
+
+
 class WebSocketBroadcastBackend:
     """Broadcast to WebSocket clients of a FastAPI (or any Starlette) app.
 
     With *redis* (a URL or a backend), broadcasts reach the clients of every
     instance on that Redis and history is shared, so clients recover across
     instances; without it everything stays in this process.
+
+    *security* and *limits* protect the endpoints as ``broadcast serve``'s
+    ``--api-key``, ``--token-secret``, ``--public``, ``--allowed-origin`` and
+    limit options do (default: open, with the default limits).
 
     The WebSocket connections live on the server's event loop. When
     :meth:`broadcast` or :meth:`get_subscriber_count` is called from another
@@ -64,8 +94,11 @@ class WebSocketBroadcastBackend:
         prefix: str | None = None,
         history: HistoryOptions | None = None,
         limits: Limits | None = None,
+        security: Security | None = None,
     ) -> None:
         self.limits = limits or Limits()
+        self.security = security or Security()
+        """Who may connect, read and publish, as ``broadcast serve`` applies it."""
         self.path = path
         if isinstance(redis, Backend):
             self._make_backend: Callable[[], Backend] | None = None
@@ -78,9 +111,13 @@ class WebSocketBroadcastBackend:
             self._make_backend = make_backend
             backend = make_backend()
         self.hub = Hub(backend, max_payload_bytes=self.limits.max_payload_bytes)
-        """The hub shared by the WebSocket endpoint and :meth:`broadcast`."""
-        self._endpoint = WebSocketEndpoint(self.hub, self.limits)
+        """The hub shared by the WebSocket endpoint, the HTTP API and :meth:`broadcast`."""
+        self._server = ServerEndpoints(self.hub, self.limits, self.security)
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def _endpoint(self) -> WebSocketEndpoint:
+        return self._server.websocket
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Serve from *loop*. A Redis connection belongs to the loop that opened it:
@@ -91,21 +128,43 @@ class WebSocketBroadcastBackend:
             return
         if self.hub.backend.shared and self._make_backend is not None:
             self.hub = Hub(self._make_backend(), max_payload_bytes=self.limits.max_payload_bytes)
-            self._endpoint = WebSocketEndpoint(self.hub, self.limits)
+            self._server = ServerEndpoints(self.hub, self.limits, self.security)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         """Serve one WebSocket connection (the backend is itself an ASGI app)."""
         self._bind(asyncio.get_running_loop())
         await self._endpoint(scope, receive, send)
 
-    def get_router(self) -> APIRouter:
+    def get_router(self, *, http: bool = False) -> APIRouter:
         """Return a FastAPI router serving the WebSocket endpoint at :attr:`path`.
+
+        With *http*, the router also serves ``broadcast serve``'s HTTP API, so
+        that ``broadcast publish --url``, the browser client and monitoring
+        work against your app: ``POST /publish`` (API keys from
+        :attr:`security`), ``GET /health``, ``/ready``, ``/channels``,
+        ``/metrics``, ``/client.js`` and ``/client.d.ts``, and a 426 for a plain
+        ``GET`` of :attr:`path`. Not ``GET /`` nor ``/openapi.json``, which are
+        your app's. Your own routes declared before ``include_router`` win over
+        these; ``include_router(..., prefix="/realtime")`` moves them all.
 
         Its lifespan (merged into the app's by ``include_router``) connects the
         backend when the app starts and releases it when the app stops.
+
+        Raises :class:`ModuleNotFoundError` naming ``broadcast-cli[fastapi]``
+        when FastAPI is not installed, and
+        :class:`~broadcast_cli.exceptions.ConfigurationError` for *http* with
+        :attr:`Security.cors_origins <.config.Security.cors_origins>`: CORS
+        is middleware of the whole app, which a router cannot add.
         """
-        from fastapi import APIRouter
-        from starlette.routing import WebSocketRoute
+        api_router = _api_router_class()
+        if http and self.security.cors_origins:
+            origins = ", ".join(repr(origin) for origin in self.security.cors_origins)
+            raise ConfigurationError(
+                f"a router cannot add CORS for {origins}: CORS is middleware of the whole app. Leave cors_origins "
+                "out of the Security and add it to your app: app.add_middleware(CORSMiddleware, "
+                f"allow_origins=[{origins}], allow_methods=['GET', 'POST'], "
+                "allow_headers=['authorization', 'content-type'])"
+            )
 
         @contextlib.asynccontextmanager
         async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -117,8 +176,11 @@ class WebSocketBroadcastBackend:
             finally:
                 await self.hub.stop()
 
-        router = APIRouter(lifespan=lifespan)
-        router.routes.append(WebSocketRoute(self.path, self))
+        routes, _ = server_routes(
+            lambda: self._server, websocket=self, websocket_path=self.path, http=http, openapi=False
+        )
+        router = api_router(lifespan=lifespan)
+        router.routes.extend(routes)
         return router
 
     def _foreign_loop(self) -> asyncio.AbstractEventLoop | None:

@@ -8,7 +8,9 @@ socket once and forks the workers, each running its own uvicorn server (and
 hub) on the inherited socket, so the kernel spreads connections among them.
 The workers share channels, positions and history through Redis, which is why
 several workers need it. The parent forwards SIGINT and SIGTERM to the workers
-and waits for them; each worker watches the parent, and stops if it dies.
+and waits for them; each worker watches the parent, and stops if it dies. The
+workers answer each other's requests for their metrics (:mod:`.worker_metrics`),
+so that whichever worker serves ``GET /metrics`` describes the whole server.
 
 Each process runs on uvloop when it is installed (:func:`loop_factory`), and
 serves WebSockets with :class:`~.transport.BroadcastWebSocketProtocol`, uvicorn's
@@ -43,6 +45,8 @@ from ..urls import PUBLISH_PATH, WEBSOCKET_PATH
 from .app import create_app, create_hub, drain
 from .config import ServerConfig
 from .logs import install_redaction
+from .metrics import ServerMetrics
+from .worker_metrics import MetricsExchange
 
 __all__ = [
     "ServerUrls",
@@ -181,13 +185,14 @@ def uvicorn_config(app: Any, config: ServerConfig) -> uvicorn.Config:
     )
 
 
-def _uvicorn_server(config: ServerConfig) -> tuple[_Server, Callable[[], Awaitable[None]]]:
-    """The uvicorn server of one process, and the coroutine function that starts its hub."""
+def _uvicorn_server(config: ServerConfig) -> tuple[_Server, Callable[[], Awaitable[None]], ServerMetrics]:
+    """The uvicorn server of one process, the coroutine function that starts its hub, and its app's metrics."""
     hub = create_hub(config)
     app = create_app(hub, config=config)
     uv_config = uvicorn_config(app, config)
     install_redaction("uvicorn", "uvicorn.error", "uvicorn.access")  # uvicorn has just set up its handlers
-    return _Server(uv_config, functools.partial(drain, app, config.shutdown_timeout)), hub.start
+    metrics: ServerMetrics = app.state.metrics
+    return _Server(uv_config, functools.partial(drain, app, config.shutdown_timeout)), hub.start, metrics
 
 
 async def _serve(
@@ -224,7 +229,7 @@ def run(
             )
         _run_workers(config, workers, on_ready)
         return
-    server, start_hub = _uvicorn_server(config)
+    server, start_hub, _ = _uvicorn_server(config)
     sock = bind(config.host, config.port)
     urls = urls_for(sock, tls=config.ssl_certfile is not None)
 
@@ -248,11 +253,14 @@ async def _check_backend(config: ServerConfig) -> None:
     await hub.stop()
 
 
-def _worker(config: ServerConfig, sock: socket.socket, ready_fd: int, lifeline_fd: int) -> int:
+def _worker(
+    config: ServerConfig, sock: socket.socket, ready_fd: int, lifeline_fd: int, exchange: MetricsExchange
+) -> int:
     """The body of one worker process; returns its exit status."""
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_DFL)
-    server, start_hub = _uvicorn_server(config)
+    server, start_hub, metrics = _uvicorn_server(config)
+    metrics.workers = exchange
 
     def started() -> None:
         os.write(ready_fd, b"1")
@@ -264,8 +272,13 @@ def _worker(config: ServerConfig, sock: socket.socket, ready_fd: int, lifeline_f
         asyncio.get_running_loop().remove_reader(lifeline_fd)
         server.should_exit = True
 
+    async def serve() -> None:
+        # Siblings get this worker's numbers until it exits, through its graceful shutdown.
+        async with exchange.answering(lambda: metrics.snapshot().to_bytes()):
+            await _serve(server, start_hub, sock, started)
+
     try:
-        run_loop(_serve(server, start_hub, sock, started))
+        run_loop(serve())
     except BroadcastError as exc:
         print(f"broadcast: worker {os.getpid()}: {exc}", file=sys.stderr, flush=True)
         return 1
@@ -314,14 +327,19 @@ class _Workers:
 
 def _run_workers(config: ServerConfig, count: int, on_ready: Callable[[ServerUrls], None] | None) -> None:
     asyncio.run(_check_backend(config))
-    sock = bind(config.host, config.port)
+    exchange = MetricsExchange.create(count)
+    try:
+        sock = bind(config.host, config.port)
+    except BaseException:
+        exchange.remove()
+        raise
     urls = urls_for(sock, tls=config.ssl_certfile is not None)
     ready_read, ready_write = os.pipe()
     lifeline_read, lifeline_write = os.pipe()
     workers = _Workers()
     previous = {sig: signal.signal(sig, workers.on_signal) for sig in STOP_SIGNALS}
     try:
-        for _ in range(count):
+        for index in range(count):
             pid = os.fork()
             if pid == 0:  # the worker
                 status = 1
@@ -329,10 +347,12 @@ def _run_workers(config: ServerConfig, count: int, on_ready: Callable[[ServerUrl
                     os.setpgid(0, 0)  # a terminal's Ctrl-C reaches the parent only, which forwards it once
                     os.close(ready_read)
                     os.close(lifeline_write)
-                    status = _worker(config, sock, ready_write, lifeline_read)
+                    exchange.adopt(index)
+                    status = _worker(config, sock, ready_write, lifeline_read, exchange)
                 finally:
                     os._exit(status)
             workers.pids[pid] = None
+        exchange.release()
         os.close(ready_write)
         os.close(lifeline_read)
         failure = _wait_ready(workers, ready_read, count)
@@ -357,6 +377,7 @@ def _run_workers(config: ServerConfig, count: int, on_ready: Callable[[ServerUrl
         os.close(ready_read)
         os.close(lifeline_write)
         sock.close()
+        exchange.remove()
 
 
 def _wait_ready(workers: _Workers, ready_fd: int, count: int) -> tuple[int, int] | None:

@@ -16,21 +16,34 @@ what is still buffered for it for a while (a client that does not read, and so
 never takes its close frame) is reset (:meth:`TransportWriter.abort_after`)
 rather than kept with its buffers. The endpoint falls back to plain ASGI under
 any other server.
+
+A client that breaks the WebSocket protocol (a frame websockets cannot parse, a
+frame over the size limit, a text message that is not UTF-8) is closed with the
+code RFC 6455 §7.4.1 gives (1002, 1009, 1007) and costs the server one INFO line
+at most, rate-limited across connections (:data:`CLIENT_ERRORS`), where uvicorn
+would log an invalid UTF-8 text message as an ERROR with a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import struct
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
+from ..protocol import CloseCode
 from .framing import RAW_SEND
+from .logs import RateLimitedLog
 
-__all__ = ["BroadcastWebSocketProtocol", "TransportWriter"]
+__all__ = ["CLIENT_ERRORS", "BroadcastWebSocketProtocol", "TransportWriter"]
+
+CLIENT_ERRORS = RateLimitedLog(logging.getLogger("uvicorn.error"))
+"""Where connections closed for breaking the WebSocket protocol are noted: uvicorn's log, rate-limited
+(10 lines at once, then one per 5 s), for every connection of the process."""
 
 _LINGER_RESET = struct.pack("ii", 1, 0)
 """``SO_LINGER`` on, for 0 s: closing the socket resets the connection and drops what the kernel still holds for it."""
@@ -142,3 +155,42 @@ class BroadcastWebSocketProtocol(WebSocketsSansIOProtocol):
         super().connection_lost(exc)
         if self.raw_writer is not None:
             self.raw_writer.connection_lost()
+
+    def send_receive_event_to_app(self) -> None:
+        """Hand a whole message to the app, but close the connection with 1007 if a text message is not UTF-8.
+
+        uvicorn would close it too, logging an ERROR with a traceback: one per
+        connection, for anyone who can connect. (A message that is not ASCII is
+        decoded here, then again by uvicorn: requests are small, and uvicorn's
+        handling of a message stays its own.)
+        """
+        if self.curr_msg_data_type == "text" and not self.close_sent and self.conn.state is State.OPEN:
+            frames = self.frames
+            data = frames[0] if len(frames) == 1 else b"".join(frames)
+            if not data.isascii():
+                try:
+                    data.decode()
+                except UnicodeDecodeError as exc:
+                    self.frames = []
+                    self.conn.send_close(CloseCode.INVALID_DATA, f"invalid UTF-8 in a text message at byte {exc.start}")
+                    self.handle_parser_exception()
+                    return
+        super().send_receive_event_to_app()
+
+    def handle_parser_exception(self) -> None:
+        """Close a connection that broke the WebSocket protocol, as uvicorn does, noting it in one line (rate-limited).
+
+        websockets has queued the close frame with the code and reason (1002 a
+        malformed frame, 1009 a frame over the size limit, 1007 text that is not
+        UTF-8); the app gets them in its ``websocket.disconnect`` message.
+        """
+        close = self.conn.close_sent
+        if close is not None:
+            client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
+            CLIENT_ERRORS.log(
+                "%s - WebSocket closed with %d (%s): the client broke the WebSocket protocol",
+                client,
+                close.code,
+                close.reason,
+            )
+        super().handle_parser_exception()

@@ -153,8 +153,11 @@ export function backoff(options?: BackoffOptions & { random?: () => number }): G
 /** Whether to reconnect after the connection closed with `code`. */
 export function shouldReconnect(code: number): boolean
 
-/** Whether `name` is a valid channel name. */
+/** Whether `name` is a valid channel name: 1 to 128 characters, each an ASCII letter, a digit or one of `_ - . :`. */
 export function isChannelName(name: unknown): name is string
+
+/** Whether `name` is a valid event name: the channel naming rule. */
+export function isEventName(name: unknown): name is string
 
 /** A matcher for event names: exact names, or prefixes written `prefix*`. */
 export function eventMatcher(events: string[] | undefined): (name: string) => boolean
@@ -247,7 +250,10 @@ export class BroadcastClient {
   onStateChange(callback: (state: ClientState) => void): () => void
   /** Call `callback` when this tab's role changes; returns a function that removes it. */
   onRoleChange(callback: (role: ClientRole) => void): () => void
-  /** Tell the other tabs at once, without the server; false when there is no BroadcastChannel. */
+  /**
+   * Tell the other tabs at once, without the server; false when there is no BroadcastChannel.
+   * Throws a TypeError for an invalid channel or event name.
+   */
   emitLocal(channel: string, event: string, payload?: unknown): boolean
 }
 

@@ -75,7 +75,8 @@ export const RecoveryReason = Object.freeze({
 export const STABLE_AFTER_MS = 2000
 
 const ABNORMAL_CLOSURE = 1006
-const CHANNEL_RE = /^[A-Za-z0-9_.:-]{1,128}$/
+// The naming rule of channels and events, as broadcast_cli/message.py has it (tests/unit/test_browser_client_rules.py).
+const NAME_RE = /^[A-Za-z0-9_.:-]{1,128}$/
 const MESSAGE_PREFIX = 'broadcast-cli.v1'
 
 // -- policies -------------------------------------------------------------------
@@ -138,7 +139,18 @@ export function shouldReconnect (code) {
  * @returns {name is string}
  */
 export function isChannelName (name) {
-  return typeof name === 'string' && CHANNEL_RE.test(name)
+  return typeof name === 'string' && NAME_RE.test(name)
+}
+
+/**
+ * Whether `name` is a valid event name: the channel naming rule, 1 to 128
+ * characters, each an ASCII letter, a digit or one of `_ - . :`.
+ *
+ * @param {unknown} name
+ * @returns {name is string}
+ */
+export function isEventName (name) {
+  return typeof name === 'string' && NAME_RE.test(name)
 }
 
 /** @param {unknown} value @returns {value is number} */
@@ -1515,8 +1527,8 @@ export class BroadcastClient {
    */
   emitLocal (channel, event, payload = null) {
     if (!isChannelName(channel)) throw new TypeError(`invalid channel name ${JSON.stringify(channel)}`)
-    if (typeof event !== 'string' || event.length === 0 || event.length > 128) {
-      throw new TypeError('an event name is a string of 1 to 128 characters')
+    if (!isEventName(event)) {
+      throw new TypeError(`invalid event name ${JSON.stringify(event)}: an event name is 1 to 128 characters, each an ASCII letter, a digit or one of _ - . :`)
     }
     if (this.#channel === null) return false
     this.#post({ t: 'local', event: { channel, event, payload, origin: this.clientId, local: true } })

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -16,13 +17,17 @@ from typing import Any
 
 import orjson
 import pytest
+from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
+from hdrh.log import HistogramLogReader  # type: ignore[import-untyped]
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from broadcast_cli.auth.tokens import TokenSigner
 from tests.conftest import scaled
+from tests.integration.cli.terminal import run_in_terminal
 from tests.integration.conftest import ServerProcess, serve_asgi
 
 SCRIPT = Path(sys.executable).with_name("broadcast")
@@ -212,3 +217,128 @@ async def test_what_a_faulty_server_gets_wrong_is_reported(fault: str, counts: d
     else:
         assert (code, correctness["ok"]) == (1, False)
         assert "broadcast: correctness check failed" in stderr
+
+
+# -- what a run leaves for later: --csv, --hdr, --compare; and its progress ---------------------------------------
+
+
+def test_csv_rows_and_hdr_histograms_for_later(start_server: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    server = start_server()
+    runs = tmp_path / "runs.csv"
+    reports = []
+    for name, messages in (("before", "60"), ("after", "120")):
+        result = bench("--url", server.ws_url, "-n", "4", "-m", messages, "--sample-every", "1",
+                       "--csv", str(runs), "--hdr", str(tmp_path / f"{name}.hdr"))  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert f"the run's figures are the last row of {runs}" in result.stderr
+        reports.append(report_of(result.stdout))
+
+    # One row per run under one header, with the figures of the JSON report.
+    with runs.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert runs.read_text().count("started,version,target") == 1
+    assert len(rows) == 2
+    for row, report in zip(rows, reports, strict=True):
+        assert int(row["published"]) == report["publish"]["messages"]
+        assert int(row["deliveries"]) == report["delivery"]["deliveries"]
+        assert int(row["latency_samples"]) == report["latency_ms"]["count"]
+        assert float(row["latency_p99_ms"]) == report["latency_ms"]["p99"]
+        assert row["ok"] == "true" and row["target"] == server.ws_url
+
+    # The histogram files are HdrHistogram logs: its own library reads them, with every sample.
+    for name, report in zip(("before", "after"), reports, strict=True):
+        reader = HistogramLogReader(str(tmp_path / f"{name}.hdr"), HdrHistogram(1, 3_600_000_000, 3))
+        try:
+            histogram = reader.get_next_interval_histogram()
+            assert reader.get_next_interval_histogram() is None
+        finally:
+            reader.close()
+        assert histogram.get_total_count() == report["latency_ms"]["count"] == 4 * report["publish"]["messages"]
+        assert histogram.get_max_value() / 1000 == pytest.approx(report["latency_ms"]["max"], rel=0.001)
+
+    # --compare sets them side by side.
+    result = bench("--compare", str(tmp_path / "before.hdr"), str(tmp_path / "after.hdr"))
+    assert result.returncode == 0, result.stderr
+    comparison = orjson.loads(result.stdout)
+    samples, *percentiles = comparison["rows"]
+    assert samples["figure"] == "samples"
+    assert [samples["first"], samples["second"]] == [report["latency_ms"]["count"] for report in reports]
+    assert [row["figure"] for row in percentiles] == ["p50", "p90", "p99", "p99.9", "p99.99", "max"]
+    assert percentiles[-1]["first"] == pytest.approx(reports[0]["latency_ms"]["max"], rel=0.001)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--csv", "{tmp}/missing/runs.csv"], "broadcast: the CSV file '{tmp}/missing/runs.csv': the folder "
+         "'{tmp}/missing' does not exist"),
+        (["--hdr", "{tmp}"], "broadcast: the histogram file '{tmp}' is a folder: give a file name"),
+        (["--csv", "{tmp}/other.csv"], "broadcast: the CSV file '{tmp}/other.csv' has other columns than broadcast "
+         "bench writes: give a new file"),
+        (["--compare", "{tmp}/other.csv", "{tmp}/other.csv"], "broadcast: '{tmp}/other.csv' is not an HdrHistogram "
+         "log: line 1 is not an interval"),
+        (["--compare", "{tmp}/none.hdr", "{tmp}/none.hdr"], "broadcast: cannot read the histogram '{tmp}/none.hdr': "
+         "No such file or directory"),
+        (["--compare", "{tmp}/a.hdr", "{tmp}/b.hdr", "-n", "5"], "broadcast: --compare reads two files and runs "
+         "nothing: give it without --subscribers"),
+    ],
+)  # fmt: skip
+def test_files_that_cannot_be_used_are_refused_before_a_run(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "other.csv").write_text("name,value\nx,1\n")
+    # Nothing listens on the URL: the files are checked before anything connects.
+    target = [] if "--compare" in args else ["--url", "ws://127.0.0.1:9/ws/broadcast"]
+    result = bench(*target, *(arg.format(tmp=tmp_path) for arg in args))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == message.format(tmp=tmp_path) + "\n"
+    assert result.stdout == ""
+
+
+def test_progress_on_a_terminal_unless_no_progress(start_server: Callable[..., ServerProcess]) -> None:
+    server = start_server()
+    args = ["bench", "--url", server.ws_url, "-n", "2", "-m", "400", "--rate", "400"]
+    code, shown, _ = run_in_terminal(*args)
+    assert code == 0, shown
+    assert "deliveries," in shown and "published" in shown  # the bar: "N/800 deliveries, M published"
+    assert "correctness" in shown  # the report's table
+    code, shown, _ = run_in_terminal(*args, "--no-progress")
+    assert code == 0, shown
+    assert "deliveries," not in shown and "correctness" in shown
+
+
+# -- a server whose channels need a connection token -------------------------------------------------------------
+
+SECRET = "s" * 40
+
+
+def test_subscribers_present_the_token(start_server: Callable[..., ServerProcess]) -> None:
+    server = start_server("--token-secret", SECRET)
+    token = TokenSigner(SECRET).mint("bench", channels=["bench"])
+    for way in (["--url", server.ws_url, "--token", token], ["--url", f"{server.http_url}?token={token}"]):
+        result = bench(*way, "-n", "3", "-m", "30")
+        assert result.returncode == 0, result.stderr
+        assert_all_delivered(report_of(result.stdout), 3, 30)
+        assert token not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "the server refused the subscribe (forbidden): channel 'bench' needs a connection token"),
+        (["--token", TokenSigner(SECRET).mint("bench", channels=["other"])], "does not grant channel 'bench'"),
+        (["--token", TokenSigner("f" * 40).mint("eve", channels=["*"])], "the server closed the connection (code 4501"),
+    ],
+)
+def test_a_token_the_server_refuses_exits_4(
+    start_server: Callable[..., ServerProcess], args: list[str], message: str
+) -> None:
+    server = start_server("--token-secret", SECRET)
+    result = bench("--url", server.ws_url, *args, "-n", "2", "-m", "2")
+    assert result.returncode == 4, result.stderr
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_embedded_servers_take_no_token() -> None:
+    result = bench("--embedded", "--token", "x")
+    assert result.returncode == 2
+    assert result.stderr == "broadcast: --token goes with --url: the servers of --embedded take no connection token\n"

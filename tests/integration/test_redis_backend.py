@@ -157,7 +157,7 @@ async def test_a_non_python_service_publishes_with_redis_cli(redis_server: Redis
          "orders", "e", "{not json"],
         capture_output=True, text=True,
     )
-    assert "payload must be JSON" in refused.stdout + refused.stderr
+    assert "ERR broadcast: the payload is not JSON text" in refused.stdout + refused.stderr
     await hub.stop()
 
 

@@ -43,3 +43,24 @@ def test_counts_and_broadcasts_from_the_test_thread_with_redis(
                 assert (event["channel"], event["payload"]) == (channel, {"entity_id": attempt})
                 ws.send_json({"unsubscribe": [channel]})
                 assert backend.get_subscriber_count(channel) == 0
+
+
+def test_the_http_api_follows_the_app_onto_a_new_event_loop_with_redis(redis_url: str) -> None:
+    # The second TestClient block starts the app on a new loop, where the router makes a new
+    # hub on a new Redis connection: the HTTP routes must publish through that one.
+    backend = WebSocketBroadcastBackend(redis_url)
+    app = FastAPI()
+    app.include_router(backend.get_router(http=True))
+    for run in range(2):
+        with TestClient(app) as client, client.websocket_connect("/ws/broadcast") as ws:
+            ws.send_json({"subscribe": ["orders"], "id": 1})
+            assert ws.receive_json()["type"] == "ack"
+            response = client.post("/publish", json={"channel": "orders", "event": "created", "payload": run})
+            assert response.status_code == 200, response.text
+            event = ws.receive_json()
+            assert (event["payload"], event["seq"]) == (run, response.json()["seq"])
+            assert client.get("/channels").json()["channels"] == [
+                {"channel": "orders", "subscribers": 1, "seq": run + 1, "epoch": event["epoch"]}
+            ]
+            assert "broadcast_messages_published_total 1.0" in client.get("/metrics").text
+            assert client.get("/ready").json()["status"] == "ready"

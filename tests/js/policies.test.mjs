@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 
-import { backoff, eventMatcher, isChannelName, shouldReconnect } from '../../broadcast_cli/static/broadcast.js'
+import { backoff, eventMatcher, isChannelName, isEventName, shouldReconnect } from '../../broadcast_cli/static/broadcast.js'
 
 function take (generator, n) {
   const values = []
@@ -57,6 +57,15 @@ describe('isChannelName', () => {
   it('accepts the naming rule and nothing else', () => {
     for (const name of ['orders', 'users.42', 'tenant-7:orders', 'a_b', 'x'.repeat(128)]) assert.equal(isChannelName(name), true)
     for (const name of ['', 'a b', 'orders.*', 'é', 'x'.repeat(129), 42, null]) assert.equal(isChannelName(name), false)
+  })
+})
+
+describe('isEventName', () => {
+  it('accepts the channel naming rule and nothing else', () => {
+    for (const name of ['order.created', 'created', 'test_event', 'v2:order-paid', 'x'.repeat(128)]) assert.equal(isEventName(name), true)
+    for (const name of ['', 'bad name', 'order/created', 'order.*', 'é', 'tab\t', 'x'.repeat(129), 42, null, undefined]) {
+      assert.equal(isEventName(name), false, String(name))
+    }
   })
 })
 

@@ -213,6 +213,8 @@ describe('local events', () => {
     client.connect()
     assert.equal(client.emitLocal('orders', 'e'), false)
     assert.throws(() => client.emitLocal('a b', 'e'), TypeError)
+    assert.throws(() => client.emitLocal('orders', 'bad name'), { name: 'TypeError', message: /^invalid event name "bad name": an event name is 1 to 128 characters/ })
+    assert.throws(() => client.emitLocal('orders', 'x'.repeat(129)), TypeError)
   })
 })
 

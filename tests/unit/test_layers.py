@@ -33,7 +33,7 @@ INDEPENDENT = [("server", "client"), ("client", "server")]
 
 PURE_IMPORTS = {
     "__future__", "abc", "base64", "bisect", "collections", "collections.abc", "dataclasses", "enum",
-    "functools", "hashlib", "hmac", "itertools", "jwt", "math", "orjson", "os", "random", "re", "struct",
+    "functools", "hashlib", "hmac", "itertools", "json", "jwt", "math", "orjson", "os", "random", "re", "struct",
     "time", "typing", "urllib.parse",
 }  # fmt: skip
 """What a pure module may import from outside the package (``os`` for ``os.urandom`` only)."""

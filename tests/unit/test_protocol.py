@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from broadcast_cli.exceptions import InvalidChannel, InvalidPayload, ProtocolError
+from broadcast_cli.exceptions import InvalidChannel, InvalidEvent, InvalidPayload, ProtocolError
 from broadcast_cli.message import Message, Position
 from broadcast_cli.protocol import (
     Auth,
@@ -21,6 +21,7 @@ from broadcast_cli.protocol import (
     encode_event,
     encode_payload,
     encode_publish_ack,
+    parse_json,
     parse_publish,
     parse_request,
     should_reconnect,
@@ -65,12 +66,14 @@ def test_duplicate_channels_are_subscribed_once() -> None:
         ('{"id": true, "subscribe": ["a"]}', "invalid_request", None),
         ('{"id": 5, "subscribe": ["bad channel"]}', "invalid_channel", 5),
         ('{"id": 5, "unsubscribe": [""]}', "invalid_channel", 5),
+        ('{"id": 7, "publish": {"channel": "a", "event": "bad name"}}', "invalid_event", 7),
+        ('{"id": 8, "subscribe": ["a"], "subscribe": ["b"]}', "invalid_json", None),
     ],
 )
 def test_bad_requests_are_refused_with_a_code_and_the_request_id(
     frame: str, code: str, request_id: object
 ) -> None:
-    with pytest.raises((ProtocolError, InvalidChannel)) as info:
+    with pytest.raises((ProtocolError, InvalidChannel, InvalidEvent)) as info:
         parse_request(frame)
     assert info.value.code == code
     assert info.value.request_id == request_id
@@ -243,3 +246,73 @@ def test_an_event_whose_payload_is_not_json_serializable_is_an_invalid_payload()
     with pytest.raises(InvalidPayload, match="the payload is not JSON-serializable") as info:
         encode_event(_message(payload={1, 2}))
     assert info.value.code == "invalid_payload"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"channel": "a", "channel": "b"}',
+        '{"channel":"a","event":"e","payload":{"k":1,"k" :2}}',
+        '[{"a": 1}, {"b": {"c": "12:30", "c": "13:30"}}]',
+        '{"a": {"x": 1, "y": 2}, "a": 3}',
+        '{"caf\\u00e9": 1, "café": 2}',
+        '{"a": 1, "a": 2, "x": "\\u003a"}',  # an escaped colon makes up for the pair the repeat took
+        '{"a": "x:y", "a": {"b": "1:2"}}',
+    ],
+)
+def test_an_object_that_repeats_a_key_is_refused(text: str) -> None:
+    for data in (text, text.encode()):
+        with pytest.raises(ProtocolError) as info:
+            parse_json(data, what="the body")
+        assert info.value.code == "invalid_json"
+        assert info.value.message.startswith("the body repeats the key ")
+        assert info.value.message.endswith(" in one object: a JSON object must not repeat a key")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"channel": "users:42", "event": "e", "payload": {"at": "12:30", "url": "https://x"}}',  # colons in strings
+        '{"a": {"k": 1}, "b": {"k": 1}, "k": [{"k": 2}]}',  # the same key in different objects
+        '{"a:b": 1, "a": 2}',
+        '{"url": "https://x", "time": "12:30:00", "k": ":::"}',
+        '{"escaped": "\\u003a", "a": "b:c"}',
+        '[1, "x", null, []]',
+        "{}",
+        '"a:b"',
+    ],
+)
+def test_keys_repeated_only_across_objects_or_colons_in_strings_are_fine(text: str) -> None:
+    assert parse_json(text) == orjson.loads(text)
+    assert parse_json(text.encode()) == orjson.loads(text)
+
+
+def test_a_long_repeated_key_is_shown_cut() -> None:
+    key = "k" * 100
+    with pytest.raises(ProtocolError, match=f"the frame repeats the key '{'k' * 40}…' in one object"):
+        parse_json(f'{{"{key}": 1, "{key}": 2}}')
+
+
+def test_text_deeper_than_orjson_encodes_is_checked_all_the_same() -> None:
+    deep = "[" * 300 + '{"a": "b:c"}' + "]" * 300  # orjson parses 1,024 levels but encodes 254
+    assert parse_json(deep) == orjson.loads(deep)
+    with pytest.raises(ProtocolError, match="repeats the key 'a'"):
+        parse_json("[" * 300 + '{"a": 1, "a": 2}' + "]" * 300)
+
+
+def test_text_too_deep_to_check_is_refused_rather_than_crashing() -> None:
+    text = "[" * 1000 + '{"a": "b:c"}' + "]" * 1000  # orjson takes 1,024 levels; the check needs recursion
+    with pytest.raises(ProtocolError) as info:
+        parse_json(text)
+    assert info.value.code == "invalid_json" and "too deeply" in info.value.message
+
+
+def test_invalid_json_names_what_was_read() -> None:
+    with pytest.raises(ProtocolError, match=r"^the body is not valid JSON: ") as info:
+        parse_json(b"{", what="the body")
+    assert info.value.code == "invalid_json"
+
+
+def test_text_that_is_not_utf8_closes_with_1007_which_is_not_worth_a_retry() -> None:
+    assert CloseCode.INVALID_DATA == 1007
+    assert not should_reconnect(CloseCode.INVALID_DATA)

@@ -7,7 +7,16 @@ import dataclasses
 import pytest
 
 from broadcast_cli.exceptions import ConfigurationError
-from broadcast_cli.urls import ENDPOINTS, PUBLISH_PATH, SCHEMES, WEBSOCKET_PATH, ServerURL, parse_server_url, redact
+from broadcast_cli.urls import (
+    ENDPOINTS,
+    PUBLISH_PATH,
+    SCHEMES,
+    WEBSOCKET_PATH,
+    ServerURL,
+    parse_server_url,
+    redact,
+    redact_secrets,
+)
 
 
 @pytest.mark.parametrize(
@@ -229,3 +238,21 @@ def test_a_server_url_is_a_frozen_value() -> None:
         server.prefix = "/x"  # type: ignore[misc]
     assert server == parse_server_url("ws://h:1/ws/broadcast") and hash(server) == hash(ServerURL("h:1"))
     assert ServerURL("h", secure=True, prefix="/p", query="a=1").websocket == "wss://h/p/ws/broadcast?a=1"
+
+
+@pytest.mark.parametrize(
+    ("text", "secrets", "shown"),
+    [
+        ("to ws://h/ws/broadcast?a=1&token=abc.def: no", (), "to ws://h/ws/broadcast?a=1&token=***: no"),
+        ("Authorization: Bearer sk-live-1", (), "Authorization: Bearer ***"),
+        ('{"auth": {"token": "abc"}}', (), '{"auth": {"token": "***"}}'),
+        ("http://alice:pw@h:8000/ up", (), "http://alice:***@h:8000/ up"),
+        ("a eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln b", (), "a *** b"),
+        ("key hunter2hunter2 and hunter2hunter2x", ("hunter2hunter2",), "key *** and ***x"),
+        ("encoded a%2Bb here", ("a+b",), "encoded *** here"),
+        ("api_key=k1 secret=s2 password=p3", (), "api_key=*** secret=*** password=***"),
+        ("nothing secret here: seq 5 of epoch e1", ("",), "nothing secret here: seq 5 of epoch e1"),
+    ],
+)  # fmt: skip
+def test_redact_secrets(text: str, secrets: tuple[str, ...], shown: str) -> None:
+    assert redact_secrets(text, secrets) == shown

@@ -3,21 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ...bench.config import BenchConfig, EmbeddedServer
+from ...bench.files import append_csv, check_csv, check_writable, compare, read_hdr, write_hdr
 from ...bench.system import parse_cpus
 from ...exceptions import ConfigurationError
 from ...urls import ServerURL, parse_server_url, redact
 from ..errors import InputError
-from ..options import DEFAULT_URL, URL_HELP, FormatOption, UrlsOption, positive, server_url
+from ..options import (
+    DEFAULT_URL,
+    URL_HELP,
+    FormatOption,
+    TokenOption,
+    UrlsOption,
+    connection_token,
+    positive,
+    server_url,
+)
+from ..options import (
+    api_key as resolve_api_key,
+)
 from ..output import Format, Output
 from ..status import EXIT_STATUS_HELP, ExitStatus
 
 if TYPE_CHECKING:
     from ...bench.report import Report
+    from ...bench.runner import Progress
 
 EPILOG = f"""\
 Examples:
@@ -28,9 +44,15 @@ Examples:
 
   broadcast bench --url http://127.0.0.1:8000 -n 1000 --rate 200 --duration 10
 
+  broadcast bench --url http://10.0.0.5:8000 --token "$(broadcast token --sub bench --channel bench)"
+
   broadcast bench --embedded --redis-url redis://127.0.0.1:6379/0 --servers 2 -n 1000
 
   broadcast bench --embedded -n 200 -m 500 --json | jq .delivery.per_second
+
+  broadcast bench --embedded -n 200 --csv runs.csv --hdr before.hdr
+
+  broadcast bench --compare before.hdr after.hdr
 
 Prints a table on a terminal, one JSON object when piped (or with --json):
 deliveries/s and MB/s, achieved publish rate, publish→deliver latency
@@ -39,8 +61,15 @@ bench and of the server, and the correctness check from the seqs: lost,
 duplicated, reordered. Exits 1 when that check fails (anything lost, duplicated
 or reordered, an error frame, or a subscriber closed by the server).
 
+--csv FILE appends the run's figures to FILE as one CSV row (the header first
+when FILE is new); --hdr FILE writes its latency histogram as an HdrHistogram
+log; --compare A B sets two such logs side by side. A progress bar runs on
+stderr on a terminal (--no-progress hides it).
+
 {URL_HELP}
-The subscribers speak no TLS; --publish-url may be https://.
+The subscribers speak no TLS; --publish-url may be https://. They present
+--token (or BROADCAST_TOKEN, or a ?token= in --url) in their first frame, for a
+server whose channels need one.
 
 {EXIT_STATUS_HELP}
 """
@@ -63,6 +92,7 @@ def _config(
     urls: list[tuple[str, ServerURL]] | None,
     publish_url: str | None,
     api_key: str | None,
+    token: str | None,
     embedded: bool,
     redis_url: str | None,
     servers: int,
@@ -112,6 +142,7 @@ def _config(
             urls=websocket_urls,
             publish_url=publish_url,
             api_key=api_key,
+            token=token,
             embedded=spec,
             subscribers=subscribers,
             channels=channels,
@@ -132,6 +163,67 @@ def _config(
         )
     except ConfigurationError as exc:
         raise InputError(str(exc)) from None
+
+
+def _ignore(progress: Progress) -> None:
+    """Where progress goes with --no-progress."""
+
+
+_COMPARE_OPTIONS = {"compare_files", "json_output", "output_format"}
+"""The options that go with --compare."""
+
+
+def _compare(ctx: typer.Context, output: Output, first: Path, second: Path) -> None:
+    """``bench --compare A B``: the two histograms' percentiles side by side."""
+    for parameter in ctx.command.params:
+        name = parameter.name or ""
+        source = ctx.get_parameter_source(name)
+        if name not in _COMPARE_OPTIONS and source is not None and source.name == "COMMANDLINE":
+            shown = parameter.opts[0] if parameter.opts else name
+            raise InputError(f"--compare reads two files and runs nothing: give it without {shown}")
+    try:
+        rows = compare(read_hdr(first), read_hdr(second))
+    except ConfigurationError as exc:
+        raise InputError(str(exc)) from None
+    output.bench_comparison(str(first), str(second), rows)
+
+
+def _keep(output: Output, report: Report, csv_file: Path | None, hdr_file: Path | None) -> None:
+    """Write the run's CSV row and histogram; a file that cannot be written exits 1 (the report is printed)."""
+    try:
+        if csv_file is not None:
+            append_csv(csv_file, report)
+            output.status(f"the run's figures are the last row of {csv_file}")
+        if hdr_file is not None:
+            write_hdr(hdr_file, report)
+            samples = report.latency.count if report.latency is not None else 0
+            output.status(f"the latency histogram ({samples:,} samples) is in {hdr_file}")
+    except OSError as exc:
+        output.error(f"cannot write {exc.filename or 'a file'}: {exc.strerror or exc}")
+        raise typer.Exit(ExitStatus.ERROR) from None
+
+
+def _connection_token(
+    ctx: typer.Context, token: str | None, targets: list[tuple[str, ServerURL]] | None, *, embedded: bool
+) -> tuple[list[tuple[str, ServerURL]] | None, str | None]:
+    """The token the subscribers present (``--token``, ``BROADCAST_TOKEN``, a URL's ``?token=``), the URLs without it.
+
+    The servers of ``--embedded`` take no token: one given on the command line is
+    refused, one from the environment is left unused.
+    """
+    if embedded:
+        source = ctx.get_parameter_source("token")
+        if source is not None and source.name == "COMMANDLINE":
+            raise InputError("--token goes with --url: the servers of --embedded take no connection token")
+        return targets, None
+    if not targets:
+        _, chosen = connection_token(ctx, token, parse_server_url(DEFAULT_URL), url_parameter="urls")
+        return targets, chosen
+    resolved = [(given, *connection_token(ctx, token, server, url_parameter="urls")) for given, server in targets]
+    tokens = {chosen for _, _, chosen in resolved}
+    if len(tokens) > 1:
+        raise InputError("the --url values carry different tokens: give one --token for every server")
+    return [(given, server) for given, server, _ in resolved], tokens.pop()
 
 
 def exit_status(report: Report) -> ExitStatus:
@@ -163,6 +255,7 @@ def bench(
             show_default=False,
         ),
     ] = None,
+    token: TokenOption = None,
     embedded: Annotated[
         bool, typer.Option("--embedded", help="Start the server(s) in child processes instead of using --url.")
     ] = False,
@@ -240,6 +333,34 @@ def bench(
             "--server-pid", help="A server process to report CPU and memory of (repeatable).", show_default=False
         ),
     ] = None,
+    csv_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv",
+            metavar="FILE",
+            help="Append the run's figures to this CSV file, one row per run (the header first when it is new).",
+            show_default=False,
+        ),
+    ] = None,
+    hdr_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--hdr",
+            metavar="FILE",
+            help="Write the latency histogram to this file (an HdrHistogram log, in µs), for --compare later.",
+            show_default=False,
+        ),
+    ] = None,
+    compare_files: Annotated[
+        tuple[Path, Path] | None,
+        typer.Option(
+            "--compare",
+            metavar="A B",
+            help="Run nothing: set the latency percentiles of two --hdr files side by side, with the change from A.",
+            show_default=False,
+        ),
+    ] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar on a terminal.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON (as --format json).")] = False,
     output_format: FormatOption = Format.AUTO,
 ) -> None:
@@ -248,13 +369,26 @@ def bench(
     N subscribers over C channels, P publishers at a rate or as fast as possible,
     against a running server (--url) or servers the bench starts (--embedded).
     """
+    output = Output(Format.JSON if json_output else output_format)
+    if compare_files is not None:
+        _compare(ctx, output, *compare_files)
+        return
     source = ctx.get_parameter_source("urls")
     if embedded and source is not None and source.name == "ENVIRONMENT":
         urls = None  # BROADCAST_URL names a server to use; --embedded starts its own
+    if urls:
+        targets: list[tuple[str, ServerURL]] | None = [(url, server_url(ctx, url, parameter="urls")) for url in urls]
+    elif not embedded:  # the selected context's server, else the default one
+        server = server_url(ctx, DEFAULT_URL, parameter="urls")
+        targets = [(server.http, server)]
+    else:
+        targets = None
+    targets, connection = _connection_token(ctx, token, targets, embedded=embedded)
     config = _config(
-        urls=[(url, server_url(ctx, url, parameter="urls")) for url in urls] if urls else None,
+        urls=targets,
         publish_url=publish_url,
-        api_key=api_key,
+        api_key=resolve_api_key(ctx, api_key),
+        token=connection,
         embedded=embedded,
         redis_url=redis_url,
         servers=servers,
@@ -276,12 +410,19 @@ def bench(
         server_pids=server_pids,
         cpus=cpus,
     )
+    try:
+        if csv_file is not None:
+            check_csv(csv_file)
+        if hdr_file is not None:
+            check_writable(hdr_file, "the histogram file")
+    except ConfigurationError as exc:
+        raise InputError(str(exc)) from None
     from ...bench.runner import run_bench  # here: it loads the server, for --embedded
 
-    output = Output(Format.JSON if json_output else output_format)
-    with output.bench_progress() as show_progress:
+    with contextlib.nullcontext(_ignore) if no_progress else output.bench_progress() as show_progress:
         report = asyncio.run(run_bench(config, on_progress=show_progress, on_status=output.status))
     output.bench_report(report)
+    _keep(output, report, csv_file, hdr_file)
     if report.generator.busy:
         output.status(
             "a process of the bench was above 90% of a core: the figures may be its limit, not the server's "

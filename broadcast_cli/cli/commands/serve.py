@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +18,7 @@ from ...server.security import build_security, open_warnings
 from ...server.serve import ServerUrls, run
 from ..errors import InputError
 from ..options import PrefixOption, positive
-from ..output import Output
+from ..output import Output, level_to_show, show_logs
 from ..status import EXIT_STATUS_HELP
 
 EPILOG = f"""\
@@ -25,11 +26,13 @@ Examples:
 
   broadcast serve
 
-  broadcast serve --host 0.0.0.0 --port 8000 --redis-url redis://localhost:6379/0 --workers 4
+  broadcast serve --workers 4 --redis-url redis://localhost:6379/0
+
+  broadcast serve --host 0.0.0.0 --api-key "$KEY"
 
   BROADCAST_PORT=9000 BROADCAST_HISTORY_SIZE=100 broadcast serve
 
-  broadcast serve --demo        (then open http://127.0.0.1:8000/demo in two tabs)
+  broadcast serve --demo     (then open http://127.0.0.1:8000/demo twice)
 
 Ctrl-C or SIGTERM shuts down gracefully (clients are closed with 1012 and
 reconnect elsewhere) and exits 0.
@@ -79,7 +82,20 @@ def _announce(urls: ServerUrls, *, demo: bool = False, warnings: tuple[str, ...]
         output.status(warning)
 
 
+def _effective_level(ctx: typer.Context, own: LogLevel) -> LogLevel:
+    """serve's ``--log-level``, or ``broadcast -v``/``--log-level``'s when serve's own is not given."""
+    source = ctx.get_parameter_source("log_level")
+    if source is not None and source.name != "DEFAULT":
+        return own
+    root = ctx.find_root().params
+    level = level_to_show(int(root.get("verbose") or 0), str(root["level"]) if root.get("level") else None)
+    if level is None:
+        return own
+    return LogLevel(logging.getLevelName(level).lower())
+
+
 def serve(
+    ctx: typer.Context,
     *,
     host: Annotated[str, typer.Option(help="Address to listen on.", envvar="BROADCAST_HOST")] = "127.0.0.1",
     port: Annotated[
@@ -306,6 +322,8 @@ def serve(
     for path in (ssl_certfile, ssl_keyfile):
         if path is not None and not path.is_file():
             raise InputError(f"cannot read {str(path)!r}: no such file")
+    log_level = _effective_level(ctx, log_level)
+    show_logs(level_to_show(name=log_level.value))
     config = ServerConfig(
         host=host,
         port=port,

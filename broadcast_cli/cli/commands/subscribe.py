@@ -12,7 +12,18 @@ import typer
 
 from ...client.stream import EventStream
 from ...message import Message
-from ..options import DEFAULT_URL, URL_HELP, CountOption, FormatOption, TimeoutOption, UrlOption, positive, server_url
+from ..options import (
+    DEFAULT_URL,
+    URL_HELP,
+    CountOption,
+    FormatOption,
+    TimeoutOption,
+    TokenOption,
+    UrlOption,
+    connection_token,
+    positive,
+    server_url,
+)
 from ..output import Format, Output
 from ..status import EXIT_STATUS_HELP, ExitStatus
 
@@ -27,15 +38,22 @@ Examples:
 
   broadcast subscribe --channel orders --count 3 --timeout 10
 
-  broadcast subscribe --channel orders --url https://broadcast.example.com
+  broadcast subscribe -C orders --url https://rt.example.com --token "$TOKEN"
 
 Prints each event: as received, one JSON object per line, when piped; pretty on
-a terminal. Reconnects on its own (status on stderr) and recovers what it missed
-(patterns get live events only). Ctrl-C or SIGTERM exits 0; --timeout exits 0, or 5 when
-fewer than --count events came.
+a terminal. Reconnects on its own (status on stderr) and recovers what it
+missed (patterns get live events only). Ctrl-C or SIGTERM exits 0; --timeout
+exits 0, or 5 when fewer than --count events came.
+
+--since resumes from a position: when the server cannot replay from it (its
+history was reset, the messages left it, or the seq is ahead of the channel),
+it says which and exits 6 before printing anything; refetch, then resume from
+the position it gives.
 
 {URL_HELP}
 BROADCAST_WS_URL, deprecated, still works here (and wins over BROADCAST_URL).
+--token (or BROADCAST_TOKEN, or the context's token) is sent in the connection's
+first frame; a token in the URL's query (?token=...) is moved there too.
 
 {EXIT_STATUS_HELP}
 """
@@ -44,6 +62,7 @@ ConnectTimeoutOption = Annotated[
     float,
     typer.Option(
         "--connect-timeout",
+        metavar="SECONDS",
         callback=positive,
         help="Seconds to keep trying to reach the server at start (then exit 3).",
         envvar="BROADCAST_CONNECT_TIMEOUT",
@@ -112,15 +131,25 @@ def subscribe(
     ],
     since: Annotated[
         int | None,
-        typer.Option(min=0, help="Replay what came after this seq (one channel), then follow.", show_default=False),
+        typer.Option(
+            min=0,
+            metavar="SEQ",
+            help="Replay what came after this seq (one channel), then follow; exit 6 if the server cannot.",
+            show_default=False,
+        ),
     ] = None,
     epoch: Annotated[
         str | None,
-        typer.Option(help="The epoch of --since's seq (from an event's epoch field).", show_default=False),
+        typer.Option(
+            metavar="EPOCH",
+            help="The epoch of --since's seq (from an event's epoch field): tells a history reset apart.",
+            show_default=False,
+        ),
     ] = None,
     count: CountOption = None,
     timeout: TimeoutOption = None,
     url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
     connect_timeout: ConnectTimeoutOption = 10.0,
     output_format: FormatOption = Format.AUTO,
 ) -> None:
@@ -128,7 +157,7 @@ def subscribe(
     if epoch is not None and since is None:
         raise typer.BadParameter("--epoch goes with --since", param_hint="--epoch")
     output = Output(output_format)
-    server = server_url(ctx, url, notice=output.status)
+    server, connection = connection_token(ctx, token, server_url(ctx, url, notice=output.status))
     stream = EventStream(
         server.websocket,
         channel,
@@ -136,6 +165,7 @@ def subscribe(
         epoch=epoch,
         connect_timeout=connect_timeout,
         on_status=output.status,
+        token=connection,
     )
     status = run_until_stopped(follow(stream, output.event, count=count, idle=timeout))
     if status is ExitStatus.TIMEOUT:

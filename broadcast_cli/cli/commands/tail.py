@@ -10,7 +10,17 @@ import typer
 from ...client.stream import EventStream
 from ...message import is_pattern
 from ...protocol import MAX_LAST
-from ..options import DEFAULT_URL, URL_HELP, CountOption, FormatOption, TimeoutOption, UrlOption, server_url
+from ..options import (
+    DEFAULT_URL,
+    URL_HELP,
+    CountOption,
+    FormatOption,
+    TimeoutOption,
+    TokenOption,
+    UrlOption,
+    connection_token,
+    server_url,
+)
 from ..output import Format, Output
 from ..rates import ChannelRates
 from ..status import EXIT_STATUS_HELP, ExitStatus
@@ -33,6 +43,8 @@ one JSON object per line, as received, when piped. -n replays the named channels
 
 {URL_HELP}
 BROADCAST_WS_URL, deprecated, still works here (and wins over BROADCAST_URL).
+--token (or BROADCAST_TOKEN, or the context's token) is sent in the connection's
+first frame; a token in the URL's query (?token=...) is moved there too.
 
 {EXIT_STATUS_HELP}
 """
@@ -89,6 +101,7 @@ def tail(
         typer.Option(
             "--lines",
             "-n",
+            metavar="N",
             min=1,
             max=MAX_LAST,
             help="First replay the last N events of each named channel, then follow.",
@@ -101,17 +114,20 @@ def tail(
     count: CountOption = None,
     timeout: TimeoutOption = None,
     url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
     connect_timeout: ConnectTimeoutOption = 10.0,
     output_format: FormatOption = Format.AUTO,
 ) -> None:
     """Watch live traffic: every channel by default, one line per event."""
     names = names or ["*"]
     output = Output(output_format)
-    server = server_url(ctx, url, notice=output.status)
+    server, connection = connection_token(ctx, token, server_url(ctx, url, notice=output.status))
     channels = [name for name in names if not is_pattern(name)]
     if lines is not None and not channels:
         output.status("-n replays named channels only; patterns get live events")
-    stream = EventStream(server.websocket, names, last=lines, connect_timeout=connect_timeout, on_status=output.status)
+    stream = EventStream(
+        server.websocket, names, last=lines, connect_timeout=connect_timeout, on_status=output.status, token=connection
+    )
     if stats:
         status = run_until_stopped(watch_rates(stream, output, count=count, idle=timeout))
     else:

@@ -27,7 +27,8 @@ Examples:
 
 Prints the token on stdout (or, piped with --format json, a JSON object with its
 claims). A server started with the same --token-secret (or the matching
---token-public-key) accepts it as ws://HOST/ws/broadcast?token=TOKEN.
+--token-public-key) accepts it: broadcast subscribe --token TOKEN (or
+BROADCAST_TOKEN, or broadcast context add NAME --token TOKEN).
 
 {EXIT_STATUS_HELP}
 """

@@ -151,7 +151,17 @@ function render () {
     return tr
   }))
   $('empty').textContent = !query.loaded && rows.length === 0 ? 'Loading…' : rows.length === 0 ? 'No orders yet.' : ''
-  $('count').textContent = query.saved.size === 1 ? '1 order' : `${query.saved.size} orders`
+  $('count').textContent = countText(rows)
+}
+
+/**
+ * The heading's count: every row shown, the optimistic ones included, and how many of them are still saving.
+ * @param {Array<{status: string}>} rows
+ */
+function countText (rows) {
+  const saving = rows.filter((row) => row.status === 'pending').length
+  const total = rows.length === 1 ? '1 order' : `${rows.length} orders`
+  return saving ? `${total} (${saving} saving…)` : total
 }
 query.onChange = render
 

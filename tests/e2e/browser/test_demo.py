@@ -76,12 +76,14 @@ def test_scenario_1_a_mutation_shows_at_once_then_is_confirmed_without_a_duplica
     held = hold_creates(tab)
     create_order(tab, "Espresso beans", 3)
     expect(row(tab, "Espresso beans", "pending")).to_have_count(1)  # optimistic, before the API answered
+    expect(tab.page.get_by_test_id("count")).to_have_text("1 order (1 saving…)")  # the row shown is counted
     poll(lambda: len(held) == 1, "the create request")
     assert "Espresso beans" not in stored_items(demo_pair.one)
     held[0].continue_()
     expect(row(tab, "Espresso beans", "saved")).to_have_count(1)
     tab.wait("() => window.demo.events.some((e) => e.event === 'order.created' && e.own)")  # the broadcast came back
     expect(row(tab, "Espresso beans")).to_have_count(1)  # no duplicate row
+    expect(tab.page.get_by_test_id("count")).to_have_text("1 order")
     assert tab.js("() => window.demo.query.fetches") == fetches  # its own echo invalidated nothing
     assert stored_items(demo_pair.one) == ["Espresso beans"]
     assert tab.errors == []

@@ -31,7 +31,9 @@ def test_bash_completes_commands_and_options() -> None:
         cword = str(len(line.split()) - (0 if line.endswith(" ") else 1))
         return complete({"_BROADCAST_COMPLETE": "complete_bash", "COMP_WORDS": line, "COMP_CWORD": cword}).split()
 
-    assert words("broadcast ") == ["serve", "publish", "subscribe", "tail", "bench", "token"]
+    assert words("broadcast ") == ["serve", "publish", "subscribe", "tail", "bench", "token", "context"]
+    assert words("broadcast context ") == ["add", "use", "ls", "show", "rm"]
+    assert "--token" in words("broadcast subscribe --")
     assert words("broadcast su") == ["subscribe"]
     assert "--stats" in words("broadcast tail --")
     assert words("broadcast tail --format ") == ["auto", "pretty", "json"]

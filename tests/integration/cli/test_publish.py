@@ -114,7 +114,8 @@ def test_pretty_output_is_a_summary(runner: CliRunner, server: ThreadedServer) -
     [
         (["orders", "e", "{x"], "broadcast: the payload is not valid JSON: unexpected character"),
         (["a b", "e"], "broadcast: invalid channel name 'a b'"),
-        (["orders", ""], "broadcast: an event name must"),
+        (["orders", ""], "broadcast: invalid event name '': an event name is 1 to 128 characters"),
+        (["orders", "bad name"], "broadcast: invalid event name 'bad name': an event name is 1 to 128 characters"),
         (["orders", "e", "@/no/such/file.json"], "broadcast: cannot read the payload file '/no/such/file.json'"),
         (["orders", "e", '{"n": {{count}}x}', "-c", "2"], "broadcast: the payload with {{count}} = 1 is not valid"),
     ],

@@ -78,13 +78,18 @@ def test_since_replays_from_history(runner: CliRunner, server: ThreadedServer) -
     assert [(e["seq"], e["payload"]) for e in events(result.stdout)] == [(3, 3), (4, 4), (5, 5)]
 
 
-def test_since_with_another_epoch_says_what_was_lost(runner: CliRunner, server: ThreadedServer) -> None:
-    server.publish("orders", "e")
+def test_since_with_another_epoch_says_the_history_was_reset_and_exits_6(
+    runner: CliRunner, server: ThreadedServer
+) -> None:
+    epoch = server.publish("orders", "e").epoch
     args = ["subscribe", "-C", "orders", "--since", "1", "--epoch", "old", "-t", "0.3", "-u", server.ws_url]
     result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == ExitStatus.CANNOT_RESUME, result.output
     assert result.stdout == ""
-    assert result.stderr.startswith("broadcast: messages of orders were lost (they are no longer in the server's")
+    assert result.stderr == (
+        "broadcast: cannot resume orders from seq 1 of epoch old: its history was reset: it is in another epoch "
+        f"now, at seq 1 of epoch {epoch}; refetch its state, then resume from seq 1 of epoch {epoch}\n"
+    )
 
 
 def test_timeout_ends_quietly_without_count_and_with_5_when_count_is_not_reached(
@@ -123,14 +128,16 @@ def test_a_dropped_connection_is_reconnected_and_nothing_is_lost(runner: CliRunn
 
 def test_pretty_output_escapes_control_characters(runner: CliRunner, server: ThreadedServer) -> None:
     thread = server.in_background(
-        publish_when_subscribed("orders", ("orders", "evil\x1b[2J", {"text": "\x1b]0;pwned\x07 \u009b31m \u202e"}))
+        publish_when_subscribed(
+            "orders", ("orders", "evil", {"text": "\x1b]0;pwned\x07 \u009b31m \u202e", "\x1b[2J": 1})
+        )
     )
     result = runner.invoke(app, ["subscribe", "-C", "orders", "-c", "1", "--format", "pretty", "-u", server.ws_url])
     thread.join()
     assert result.exit_code == 0, result.output
     header, *payload = result.stdout.splitlines()
-    assert " orders  evil\\u001b[2J  #1  epoch " in header
-    assert payload == ["{", '  "text": "\\u001b]0;pwned\\u0007 \\u009b31m \\u202e"', "}"]
+    assert " orders  evil  #1  epoch " in header
+    assert payload == ["{", '  "text": "\\u001b]0;pwned\\u0007 \\u009b31m \\u202e",', '  "\\u001b[2J": 1', "}"]
     assert not any(ch in result.stdout for ch in "\x1b\x07\u009b\u202e")
 
 

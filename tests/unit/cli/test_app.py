@@ -12,19 +12,22 @@ from broadcast_cli.client.http import PublishRefused, RequestTimeout
 from broadcast_cli.exceptions import (
     BackendError,
     BackendUnavailable,
+    CannotResume,
     ConfigurationError,
     ConnectError,
+    ConnectionRejected,
     InvalidChannel,
     InvalidPayload,
     ServerError,
 )
 
-COMMANDS = ["serve", "publish", "subscribe", "tail", "bench", "token"]
+COMMANDS = ["serve", "publish", "subscribe", "tail", "bench", "token", "context"]
 
 
 def test_the_exit_statuses() -> None:
     assert {status.name: int(status) for status in ExitStatus} == {
-        "OK": 0, "ERROR": 1, "USAGE": 2, "CANNOT_CONNECT": 3, "REFUSED": 4, "TIMEOUT": 5, "INTERRUPTED": 130,
+        "OK": 0, "ERROR": 1, "USAGE": 2, "CANNOT_CONNECT": 3, "REFUSED": 4, "TIMEOUT": 5, "CANNOT_RESUME": 6,
+        "INTERRUPTED": 130,
     }  # fmt: skip
 
 
@@ -37,6 +40,12 @@ def test_the_exit_statuses() -> None:
         (PublishRefused(503, "backend_unavailable", "down"), ExitStatus.ERROR),
         (ServerError("too_many_patterns", "no"), ExitStatus.REFUSED),
         (ConnectError("down"), ExitStatus.CANNOT_CONNECT),
+        (ConnectionRejected("bad token", close_code=4501), ExitStatus.REFUSED),
+        (ConnectionRejected("no endpoint", http_status=403), ExitStatus.REFUSED),
+        (
+            CannotResume("reset", channel="c", since=5, epoch="e", seq=2, current_epoch="f", cause="history_reset"),
+            ExitStatus.CANNOT_RESUME,
+        ),
         (BackendUnavailable("down"), ExitStatus.CANNOT_CONNECT),
         (RequestTimeout("slow"), ExitStatus.TIMEOUT),
         (TimeoutError(), ExitStatus.TIMEOUT),

@@ -6,7 +6,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from broadcast_cli.cli.options import DEFAULT_URL, UrlOption, server_url
+from broadcast_cli.cli.options import DEFAULT_URL, TokenOption, UrlOption, connection_token, server_url
 from broadcast_cli.exceptions import ConfigurationError
 
 probe = typer.Typer()
@@ -72,3 +72,43 @@ def test_an_error_says_which_variable_the_url_came_from(
         resolve(runner, *args, **env)
     assert str(caught.value).startswith("invalid server URL ")
     assert str(caught.value).endswith(ending)
+
+
+tokens = typer.Typer()
+
+
+@tokens.command()
+def show_token(ctx: typer.Context, url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
+    """Print the WebSocket URL the token was taken out of, then the token."""
+    server, chosen = connection_token(ctx, token, server_url(ctx, url))
+    print(server.websocket, chosen, sep="\n")
+
+
+def token_of(runner: CliRunner, *args: str, **env: str) -> list[str]:
+    result = runner.invoke(tokens, list(args), env=env)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.stdout.splitlines()
+
+
+def test_no_token_by_default(runner: CliRunner) -> None:
+    assert token_of(runner) == ["ws://127.0.0.1:8000/ws/broadcast", "None"]
+
+
+def test_the_token_is_taken_out_of_the_url_and_the_other_query_kept(runner: CliRunner) -> None:
+    assert token_of(runner, "--url", "http://h:1/?a=1&token=t%2Bu&b=2") == ["ws://h:1/ws/broadcast?a=1&b=2", "t+u"]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "winner"),
+    [
+        (["--token", "opt"], {"BROADCAST_TOKEN": "env"}, "opt"),
+        ([], {"BROADCAST_TOKEN": "env"}, "env"),
+        (["--token", "opt", "--url", "http://h:1?token=url"], {}, "opt"),  # the dedicated option first
+        (["--url", "http://h:1?token=url"], {"BROADCAST_TOKEN": "env"}, "url"),  # given on the command line
+        ([], {"BROADCAST_URL": "http://h:1?token=url", "BROADCAST_TOKEN": "env"}, "env"),
+        ([], {"BROADCAST_URL": "http://h:1?token=url"}, "url"),
+    ],
+)
+def test_which_token_wins(runner: CliRunner, args: list[str], env: dict[str, str], winner: str) -> None:
+    assert token_of(runner, *args, **env)[1] == winner

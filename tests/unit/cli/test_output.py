@@ -83,3 +83,61 @@ def test_errors_and_status_go_to_stderr_as_one_line_each() -> None:
     output.status("reconnecting")
     assert stdout.getvalue() == ""
     assert stderr.getvalue() == "broadcast: bad \\u001b[2J thing\nbroadcast: reconnecting\n"
+
+
+def test_concealed_secrets_never_reach_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    import broadcast_cli.cli.output as output_module
+
+    monkeypatch.setattr(output_module, "_SECRETS", set())
+    output_module.conceal("s3cret-api-key-value", None, "")
+    stderr = io.StringIO()
+    output = Output(stderr=stderr)
+    output.error("the key s3cret-api-key-value was refused by http://u:pw@h/x?token=abc.def")
+    output.status("Authorization: Bearer another-one")
+    assert stderr.getvalue() == (
+        "broadcast: the key *** was refused by http://u:***@h/x?token=***\n"
+        "broadcast: Authorization: Bearer ***\n"
+    )
+
+
+def test_the_library_logs_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    from broadcast_cli.cli.output import level_to_show, show_logs
+
+    stderr = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stderr)
+    logger = logging.getLogger("broadcast_cli.client.client")
+    try:
+        show_logs(None)
+        logger.warning("unseen")
+        show_logs(level_to_show(verbose=1))
+        logger.debug("unseen either")
+        logger.info("connecting to ws://h/ws/broadcast?token=abc \x1b[2J")
+        show_logs(level_to_show(name="debug"))
+        show_logs(level_to_show(name="debug"))  # once: a second call replaces the handler
+        logger.debug("details")
+    finally:
+        show_logs(None)
+    assert stderr.getvalue() == (
+        "broadcast: info: connecting to ws://h/ws/broadcast?token=*** \\u001b[2J\n"
+        "broadcast: debug: details\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("verbose", "name", "level"),
+    [(0, None, None), (1, None, 20), (2, None, 10), (3, None, 10), (0, "warning", 30), (2, "error", 40),
+     (0, "trace", 10), (0, "INFO", 20)],
+)  # fmt: skip
+def test_which_level_to_show(verbose: int, name: str | None, level: int | None) -> None:
+    from broadcast_cli.cli.output import level_to_show
+
+    assert level_to_show(verbose, name) == level
+
+
+def test_the_library_never_prints_on_its_own() -> None:
+    import logging
+
+    handlers = logging.getLogger("broadcast_cli").handlers
+    assert any(isinstance(handler, logging.NullHandler) for handler in handlers)
