@@ -189,7 +189,6 @@ class Report:
 
     def csv_values(self) -> dict[str, object]:
         """The run's figures by :data:`CSV_COLUMNS` name (``None``: not set or not measured)."""
-        config = self.config
         seqs = self.seqs
         latency = self.latency
         connect = self.connect
@@ -199,16 +198,7 @@ class Report:
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
             "version": self.version,
             "target": self.embedded or " ".join(self.urls),
-            "subscribers": config.subscribers,
-            "channels": config.channels,
-            "publishers": config.publishers,
-            "messages": config.messages,
-            "rate": config.rate,
-            "duration": config.duration,
-            "payload_size": config.payload_size,
-            "batch": config.batch,
-            "procs": config.procs,
-            "sample_every": config.sample_every,
+            **self._scenario(),
             "published": self.published,
             "publish_seconds": round(self.publish_seconds, 3),
             "publish_rate": round(self.publish_rate, 1),
@@ -237,6 +227,22 @@ class Report:
             values[f"connect_{name}_ms"] = None if connect is None else getattr(connect, name)
         return values
 
+    def _scenario(self) -> dict[str, object]:
+        """What the run was asked to do: the CSV columns and the JSON ``scenario`` object."""
+        config = self.config
+        return {
+            "subscribers": config.subscribers,
+            "channels": config.channels,
+            "publishers": config.publishers,
+            "messages": config.messages,
+            "rate": config.rate,
+            "duration": config.duration,
+            "payload_size": config.payload_size,
+            "batch": config.batch,
+            "procs": config.procs,
+            "sample_every": config.sample_every,
+        }
+
     def csv_row(self) -> list[str]:
         """The run as one CSV row, in the order of :data:`CSV_COLUMNS` (``true``/``false``, empty for none)."""
         values = self.csv_values()
@@ -250,18 +256,7 @@ class Report:
             "version": self.version,
             "machine": self.machine.to_dict(),
             "target": {"urls": list(self.urls), "publish_url": self.publish_url, "embedded": self.embedded},
-            "scenario": {
-                "subscribers": config.subscribers,
-                "channels": config.channels,
-                "publishers": config.publishers,
-                "messages": config.messages,
-                "rate": config.rate,
-                "duration": config.duration,
-                "payload_size": config.payload_size,
-                "batch": config.batch,
-                "procs": config.procs,
-                "sample_every": config.sample_every,
-            },
+            "scenario": self._scenario(),
             "connect": {
                 "seconds": round(self.connect_seconds, 3),
                 "ms": None if self.connect is None else self.connect.to_dict(),

@@ -24,7 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from broadcast_cli.server.worker_metrics import SIBLING_TIMEOUT
 from tests.conftest import scaled
-from tests.integration.conftest import ServerProcess
+from tests.integration.conftest import ServerProcess, worker_pids
 
 pytestmark = pytest.mark.redis
 
@@ -32,15 +32,6 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 PUBLISHED = 4
 SCRAPES = 20
-
-
-def worker_pids(server: ServerProcess) -> list[int]:
-    """The worker pids that the banner's ``Workers`` line names."""
-    deadline = time.monotonic() + scaled(15)
-    while not (lines := [line for line in server.stderr_lines if line.strip().startswith("Workers")]):
-        assert time.monotonic() < deadline, "no Workers line in the banner"
-        time.sleep(0.005)
-    return [int(pid) for pid in lines[0].split("(", 1)[1].rstrip(")\n").split(", ")]
 
 
 def gone(pid: int) -> bool:

@@ -767,3 +767,12 @@ async def check_recovery_across_instances(a: Hub, b: Hub) -> None:
     await b.publish("orders", "e", 10)
     await wait_until(lambda: len(moved.messages) == 6)
     assert moved.seqs() == [6, 7, 8, 9, 10, 11]
+
+
+def worker_pids(server: ServerProcess) -> list[int]:
+    """The worker pids that a ``--workers N`` server's banner names (its ``Workers`` line)."""
+    deadline = time.monotonic() + scaled(15)
+    while not (lines := [line for line in server.stderr_lines if line.strip().startswith("Workers")]):
+        assert time.monotonic() < deadline, "no Workers line in the banner"
+        time.sleep(0.005)  # the thread reading the server's stderr appends to stderr_lines
+    return [int(pid) for pid in lines[0].split("(", 1)[1].rstrip(")\n").split(", ")]

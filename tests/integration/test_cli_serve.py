@@ -11,7 +11,7 @@ import pytest
 
 from broadcast_cli import __version__
 from tests.conftest import scaled
-from tests.integration.conftest import ServerProcess, free_port
+from tests.integration.conftest import ServerProcess, free_port, worker_pids
 
 
 def serve(*args: str) -> subprocess.CompletedProcess[str]:
@@ -59,17 +59,6 @@ def test_a_bad_backend_url_and_a_taken_port() -> None:
 def test_version() -> None:
     result = subprocess.run([sys.executable, "-m", "broadcast_cli", "--version"], capture_output=True, text=True)
     assert (result.returncode, result.stdout.strip()) == (0, f"broadcast-cli {__version__}")
-
-
-def worker_pids(server: ServerProcess) -> list[int]:
-    """The worker pids of the banner's last line, once the thread reading stderr has reached it."""
-    import time
-
-    deadline = time.monotonic() + scaled(15)
-    while not (lines := [line for line in server.stderr_lines if line.strip().startswith("Workers")]):
-        assert time.monotonic() < deadline, "no Workers line in the banner"
-        time.sleep(0.005)
-    return [int(pid) for pid in lines[0].split("(", 1)[1].rstrip(")\n").split(", ")]
 
 
 def alive(pid: int) -> bool:
