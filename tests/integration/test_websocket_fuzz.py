@@ -73,8 +73,13 @@ PROBE = '{"unsubscribe": ["probe"], "id": "probe"}'
 
 @pytest.fixture(scope="module")
 def fuzzed_server() -> Iterator[ThreadedServer]:
-    """One server for every example, with a small frame limit so that oversize frames are cheap."""
-    with threaded_server(ServerConfig(limits=Limits(max_frame_bytes=MAX_FRAME, max_subscriptions=8))) as server:
+    """One server for every example, with a small frame limit so that oversize frames are cheap.
+
+    Its send queue holds every answer to the 5,000-request flood (the default's 2,000 frames would
+    close a flooder that a loaded machine keeps from reading for a moment: a 4008, not what is tested).
+    """
+    limits = Limits(max_frame_bytes=MAX_FRAME, max_subscriptions=8, send_buffer_messages=10_000)
+    with threaded_server(ServerConfig(limits=limits)) as server:
         yield server
 
 
